@@ -1,0 +1,83 @@
+"""The contract every segmentation model in fusionlab follows.
+
+An encoder gives stage features c2..c5, a decoder fuses some of them, a head predicts class
+scores; the model returns a ``SegOutput`` whose logits (and auxiliary predictions) are at the
+input size, so losses and metrics never have to know the model's output stride.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from fusionlab.encoders import LEVELS, ResNetEncoder
+from fusionlab.layers import upsample_like
+
+
+@dataclass
+class SegOutput:
+    """What a segmentation model returns.
+
+    Attributes:
+        logits: class scores (N, K, H, W) at the input size.
+        aux: named auxiliary predictions for deep supervision, each (N, K_aux, H, W) at the
+            input size (empty when the model has none). Names are stable per model, e.g.
+            ``"c3"`` for a head on stage c3.
+    """
+
+    logits: torch.Tensor
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def check_levels(levels: Iterable[str]) -> tuple[str, ...]:
+    """Validate and sort a subset of the encoder levels, lowest first.
+
+    Raises:
+        ValueError: an empty subset, a repeated level, or a name outside c2..c5.
+    """
+    levels = tuple(levels)
+    unknown = [lv for lv in levels if lv not in LEVELS]
+    if not levels or unknown or len(set(levels)) != len(levels):
+        raise ValueError(f"levels must be a non-empty subset of {LEVELS} without repeats, "
+                         f"got {levels}")
+    return tuple(lv for lv in LEVELS if lv in levels)
+
+
+class SegmentationModel(nn.Module):
+    """Base class: runs the encoder, calls ``decode`` and resizes all outputs to the input.
+
+    Subclasses implement ``decode(features) -> (logits, aux)`` at any resolution.
+
+    Args:
+        num_classes: number of classes K (at least 2).
+        encoder: a ``ResNetEncoder`` (or any module with the same ``out_channels``/``strides``
+            attributes returning a dict c2..c5).
+
+    Shape:
+        images (N, 3, H, W) -> ``SegOutput`` with logits (N, K, H, W).
+
+    Raises:
+        ValueError: ``num_classes < 2``; images that are not a float (N, C_in, H, W) tensor.
+    """
+
+    def __init__(self, num_classes: int, encoder: ResNetEncoder):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.num_classes = num_classes
+        self.encoder = encoder
+
+    def decode(self, features: dict[str, torch.Tensor]
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> SegOutput:
+        if not torch.is_floating_point(images):
+            raise ValueError(f"expected float images, got dtype {images.dtype}")
+        features = self.encoder(images)  # {"c2": (N, C2, H/4, W/4), ...}
+        logits, aux = self.decode(features)
+        return SegOutput(upsample_like(logits, images),  # (N, K, H, W)
+                         {name: upsample_like(a, images) for name, a in aux.items()})
