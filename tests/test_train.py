@@ -1,0 +1,128 @@
+import json
+
+import pytest
+import torch
+
+from fusionlab.datasets import SyntheticScenes
+from fusionlab.encoders import ResNetEncoder
+from fusionlab.experiments import PROFILES, get_profile, run_experiment, summarise
+from fusionlab.models import FPN
+from fusionlab.train import TrainConfig, load_checkpoint, seed_everything, train
+
+
+def tiny_model(seed=0):
+    seed_everything(seed)
+    return FPN(11, ResNetEncoder(blocks=(1, 1, 1, 1), widths=(8, 8, 16, 16)),
+               levels=("c3", "c5"), channels=8)
+
+
+def config(**kw):
+    base = dict(steps=6, batch_size=2, lr=1e-2, optimizer="adamw", progress=False,
+                log_every=2, eval_batch_size=4)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return (SyntheticScenes(8, (32, 48), seed=0, augment=True),
+            SyntheticScenes(4, (32, 48), seed=1))
+
+
+def test_training_lowers_loss_and_reports_metrics(data):
+    result = train(tiny_model(), data[0], data[1], config(steps=30, log_every=10))
+    losses = [h["loss"] for h in result.history]
+    assert [h["step"] for h in result.history] == [10, 20, 30]
+    assert losses[-1] < losses[0]
+    assert 0 <= result.metrics["miou"] <= 1 and len(result.metrics["iou"]) == 11
+    assert result.history[-1]["lr"] < 1e-2 * 0.2  # poly schedule has decayed
+
+
+def test_repeatable_on_cpu(data):
+    a = train(tiny_model(), data[0], None, config())
+    b = train(tiny_model(), data[0], None, config())
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+class Interrupting(torch.utils.data.Dataset):
+    """Raises KeyboardInterrupt when sample number ``after`` is requested."""
+
+    def __init__(self, dataset, after):
+        self.dataset, self.after, self.calls = dataset, after, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.dataset[i]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    full = tiny_model()
+    train(full, data[0], None, config(steps=10))
+    interrupted = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        # 2 images per step: the 15th sample is in step 8, after the checkpoint of step 6
+        train(interrupted, Interrupting(data[0], 14), None,
+              config(steps=10, checkpoint=str(ckpt), checkpoint_every=3))
+    assert load_checkpoint(ckpt)["step"] == 6
+    resumed = tiny_model(seed=123)  # different start: everything must come from the checkpoint
+    result = train(resumed, data[0], None, config(steps=10, checkpoint=str(ckpt)))
+    for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(p.float(), q.float(), atol=1e-6), name
+    assert [h["step"] for h in result.history] == [2, 4, 6, 8, 10]
+    with pytest.raises(ValueError, match="steps=10"):
+        train(tiny_model(), data[0], None, config(steps=12, checkpoint=str(ckpt)))
+
+
+def test_checkpoint_is_weights_only(tmp_path, data):
+    ckpt = tmp_path / "run.pt"
+    train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 2 and "model" in state
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_dataset_smaller_than_batch(data):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(tiny_model(), SyntheticScenes(1, (32, 32)), None, config())
+
+
+def test_bad_optimizer(data):
+    with pytest.raises(ValueError, match="optimizer"):
+        train(tiny_model(), data[0], None, config(optimizer="rmsprop"))
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    assert get_profile("cpu") is PROFILES["cpu"]
+    monkeypatch.setenv("FUSIONLAB_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="laptop"):
+        get_profile()
+
+
+def test_summarise():
+    s = summarise([0.5, 0.7, float("nan")])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert s["n"] == 2 and s["min"] == 0.5 and s["max"] == 0.7
+
+
+def test_experiment_runner_writes_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    out = tmp_path / "fl.json"
+    profile = PROFILES["smoke"]
+    first = run_experiment("fusion-levels", profile, [0], out, variants=["c5", "FPN c4-c5"])
+    assert first["data"] == "SyntheticScenes"
+    assert first["summary"]["c5"]["miou"]["n"] == 1
+    assert set(first["provenance"]) >= {"device", "torch", "commit", "wall_seconds", "seeds"}
+    before = json.loads(out.read_text())["runs"]
+    again = run_experiment("fusion-levels", profile, [0, 1], out, variants=["c5", "FPN c4-c5"])
+    assert again["runs"][:2] == before  # finished runs are kept, not repeated
+    assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="experiment"):
+        run_experiment("nothing", profile, [0], out)
