@@ -117,6 +117,10 @@ class Data:
     def is_fallback(self) -> bool:
         return self.source != "CamVid"
 
+    def class_frequencies(self):
+        """Share of labelled pixels per class over the whole training split, (K,)."""
+        return getattr(self.train, "dataset", self.train).class_frequencies()
+
     def banner(self) -> str:
         """A loud notice when the numbers are not CamVid's; empty otherwise."""
         if not self.is_fallback:
@@ -317,6 +321,18 @@ def _assemble(name, profile, data, builders, runs, wall) -> dict:
                        f"--seeds {' '.join(str(s) for s in sorted({r['seed'] for r in runs}))}",
         },
     }
+
+
+def format_table(results: dict, metrics=("miou", "thin_iou", "boundary_f")) -> str:
+    """A Markdown table of the reference results: one row per variant, mean ± sample std over
+    seeds for each metric (as fractions, not percent)."""
+    titles = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F"}
+    rows = ["| variant | seeds | " + " | ".join(titles.get(m, m) for m in metrics) + " |",
+            "|---|---|" + "---|" * len(metrics)]
+    for variant, s in results["summary"].items():
+        cells = [f"{s[m]['mean']:.3f} ± {s[m]['std']:.3f}" for m in metrics]
+        rows.append(f"| {variant} | {len(s['seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -163,3 +163,23 @@ def prediction_rows(images: Sequence[np.ndarray], targets: Sequence, predictions
                 axes[r, c].set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_fusion_levels(results: dict, metric: str = "miou", ax=None):
+    """Reference results of the fusion-levels experiment: ``metric`` (mean ± sample std over
+    seeds) against the number of fused levels, one line per fusion type; the ``c5`` variant
+    (no fusion) starts every line."""
+    ax = ax or plt.subplots(figsize=(5, 3.2))[1]
+    summary = results["summary"]
+    labels = ["c5", "c4-c5", "c3-c5", "c2-c5"]
+    for kind, marker in (("FPN", "o"), ("UNet", "s")):
+        names = ["c5"] + [f"{kind} {lab}" for lab in labels[1:]]
+        present = [(i, summary[n]) for i, n in enumerate(names) if n in summary]
+        ax.errorbar([i for i, _ in present], [s[metric]["mean"] for _, s in present],
+                    yerr=[s[metric]["std"] for _, s in present], marker=marker, capsize=3,
+                    label=f"{kind} ({'add' if kind == 'FPN' else 'concat'})")
+    ax.set_xticks(range(4), labels)
+    ax.set(xlabel="fused levels", ylabel=metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
