@@ -104,6 +104,7 @@ class Data:
         train, val: datasets returning ``{"image", "mask", "index"}``.
         source: ``"CamVid"`` or ``"SyntheticScenes"``.
         classes: the class names.
+        palette: (K, 3) uint8 RGB colour per class.
         note: why the fallback was used (empty for CamVid).
     """
 
@@ -111,6 +112,7 @@ class Data:
     val: torch.utils.data.Dataset
     source: str
     classes: tuple[str, ...]
+    palette: np.ndarray
     note: str = ""
 
     @property
@@ -144,12 +146,12 @@ def load_data(profile: Profile, root=None, download: bool | None = None) -> Data
         train_set = CamVid("train", profile.size, root=root, augment=True, download=download)
         val_set = CamVid("val", profile.size, root=train_set.root, download=False)
         return Data(_subset(train_set, profile.train_images), _subset(val_set, profile.val_images),
-                    "CamVid", CamVid.CLASSES)
+                    "CamVid", CamVid.CLASSES, CamVid.PALETTE)
     except DataNotFoundError as err:
         n_train, n_val = profile.train_images or 367, profile.val_images or 101
         return Data(SyntheticScenes(n_train, profile.size, seed=0, augment=True),
                     SyntheticScenes(n_val, profile.size, seed=1), "SyntheticScenes",
-                    SyntheticScenes.CLASSES, note=str(err))
+                    SyntheticScenes.CLASSES, SyntheticScenes.PALETTE, note=str(err))
 
 
 def build_encoder(profile: Profile) -> ResNetEncoder:
@@ -264,6 +266,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     same = previous.get("profile_config") == json.loads(json.dumps(dataclasses.asdict(profile)))
     runs = [r for r in previous.get("runs", []) if same]
     wall = previous.get("provenance", {}).get("wall_seconds", 0.0) if same else 0.0
+    commit = _git_commit()  # the code that runs is the code at start
     for variant in chosen:
         for seed in seeds:
             if any(r["variant"] == variant and r["seed"] == seed for r in runs):
@@ -280,13 +283,13 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                          "params": sum(p.numel() for p in model.parameters()),
                          "final_loss": result.history[-1]["loss"]})
             wall += time.perf_counter() - t0
-            _write_json(out, _assemble(name, profile, data, builders, runs, wall))
-    results = _assemble(name, profile, data, builders, runs, wall)
+            _write_json(out, _assemble(name, profile, data, builders, runs, wall, commit))
+    results = _assemble(name, profile, data, builders, runs, wall, commit)
     _write_json(out, results)
     return results
 
 
-def _assemble(name, profile, data, builders, runs, wall) -> dict:
+def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
     classes = list(data.classes)
     thin = [c for c in getattr(CamVid, "THIN_CLASSES", ()) if c in classes]
     summary = {}
@@ -314,7 +317,7 @@ def _assemble(name, profile, data, builders, runs, wall) -> dict:
                        else f"CPU ({platform.processor() or platform.machine()}, "
                             f"{torch.get_num_threads()} threads)"),
             "torch": torch.__version__, "python": platform.python_version(),
-            "fusionlab": fusionlab.__version__, "commit": _git_commit(),
+            "fusionlab": fusionlab.__version__, "commit": commit,
             "wall_seconds": wall,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": f"python -m fusionlab.experiments run {name} --profile {profile.name} "
