@@ -25,7 +25,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from torch.utils.data import Subset
 import fusionlab
 from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
+from fusionlab.io import atomic_write
 from fusionlab.models import FPN, UNet
 from fusionlab.models.base import SegmentationModel
 from fusionlab.train import TrainConfig, seed_everything, train
@@ -233,11 +233,8 @@ def summarise(values: list[float]) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,

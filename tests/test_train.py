@@ -83,7 +83,7 @@ def test_checkpoint_is_weights_only(tmp_path, data):
     train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
     state = torch.load(ckpt, weights_only=True)
     assert state["step"] == 2 and "model" in state
-    assert not list(tmp_path.glob("*.tmp"))
+    assert list(tmp_path.iterdir()) == [ckpt]  # no temporary file left behind
 
 
 def test_dataset_smaller_than_batch(data):

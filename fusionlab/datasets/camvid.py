@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from fusionlab import IGNORE_INDEX
 from fusionlab.datasets.base import IMAGENET_MEAN, IMAGENET_STD, ArraySegmentation
 from fusionlab.datasets.transforms import resize_pair
+from fusionlab.io import atomic_write
 
 __all__ = ["CamVid", "DataNotFoundError", "IMAGENET_MEAN", "IMAGENET_STD", "cache_dir"]
 
@@ -170,7 +171,8 @@ class CamVid(ArraySegmentation):
             except Exception:  # a partial or corrupt cache is rebuilt below
                 pass
         images, masks = self._decode(pairs)
-        _save_npz_atomically(path, images=images, masks=masks)
+        with atomic_write(path) as f:
+            np.savez(f, images=images, masks=masks)
         for stale in path.parent.glob(f"camvid-{self.split}-{path.name.split('-')[2]}-*.npz"):
             if stale != path:
                 stale.unlink(missing_ok=True)
@@ -203,18 +205,6 @@ class CamVid(ArraySegmentation):
             images.append(image)
             masks.append(label)
         return np.stack(images), np.stack(masks)  # (N, H, W, 3), (N, H, W)
-
-
-def _save_npz_atomically(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def download_camvid(target: Path, url: str = DOWNLOAD_URL, timeout: float = 30) -> Path:
