@@ -128,9 +128,10 @@ class Data:
         if not self.is_fallback:
             return ""
         line = "!" * 78
+        reason = "\n".join(f"!!   {text}" for text in self.note.splitlines())
         return (f"{line}\n!! CamVid is not available: this run uses SyntheticScenes, procedural "
                 f"scenes.\n!! Its numbers are NOT CamVid's and are not comparable to the "
-                f"papers'.\n!! Reason: {self.note.splitlines()[0]}\n{line}")
+                f"papers'.\n!! Why:\n{reason}\n{line}")
 
 
 def _subset(dataset, n: int | None):

@@ -5,7 +5,7 @@ import torch
 
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments import PROFILES, get_profile, run_experiment, summarise
+from fusionlab.experiments import PROFILES, get_profile, load_data, run_experiment, summarise
 from fusionlab.models import FPN
 from fusionlab.train import TrainConfig, load_checkpoint, seed_everything, train
 
@@ -126,3 +126,13 @@ def test_experiment_runner_writes_and_resumes(tmp_path, monkeypatch):
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
+
+
+def test_fallback_to_synthetic_scenes_is_announced(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    data = load_data(PROFILES["smoke"])
+    assert data.is_fallback and data.source == "SyntheticScenes"
+    assert len(data.train) == PROFILES["smoke"].train_images
+    banner = data.banner()
+    assert "NOT CamVid's" in banner and str(tmp_path / "none" / "camvid") in banner
