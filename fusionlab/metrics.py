@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from fusionlab import IGNORE_INDEX
@@ -92,9 +91,3 @@ class SegmentationMetrics:
                 "pixel_accuracy": tp.sum().item() / total if total else math.nan,
                 "boundary_f": f, "boundary_precision": precision, "boundary_recall": recall}
 
-
-def mean_iou_of(classes: list[str], iou: list[float], names: tuple[str, ...]) -> float:
-    """Mean IoU over the named classes (NaNs, i.e. absent classes, skipped)."""
-    values = [iou[classes.index(n)] for n in names]
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else math.nan

