@@ -25,6 +25,8 @@ MODELS = {"fcn": FCN, "fpn": FPN, "unet": UNet}
 
 
 def build_model(name: str, levels, profile, num_classes: int):
+    """The model named on the command line, on the profile's encoder (``levels`` is ignored
+    by FCN, which fuses nothing)."""
     encoder = build_encoder(profile)
     if name == "fcn":
         return FCN(num_classes, encoder, profile.channels)

@@ -140,7 +140,7 @@ def _subset(dataset, n: int | None):
 
 def load_data(profile: Profile, root=None, download: bool | None = None) -> Data:
     """CamVid train/val at the profile's size (train augmented), or SyntheticScenes when CamVid
-    cannot be had. ``download`` defaults to ``$FUSIONLAB_DOWNLOAD`` (``1``) ."""
+    cannot be had. ``download`` defaults to ``$FUSIONLAB_DOWNLOAD`` (``1``: allowed)."""
     if download is None:
         download = os.environ.get("FUSIONLAB_DOWNLOAD", "1") != "0"
     try:
@@ -203,6 +203,7 @@ def results_dir() -> Path:
 
 
 def results_path(name: str, profile: str) -> Path:
+    """Where the reference results of experiment ``name`` in ``profile`` are stored."""
     return results_dir() / f"{name}-{profile}.json"
 
 
@@ -289,7 +290,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
 
 def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
     classes = list(data.classes)
-    thin = [c for c in getattr(CamVid, "THIN_CLASSES", ()) if c in classes]
+    thin = [c for c in CamVid.THIN_CLASSES if c in classes]
     summary = {}
     for variant in builders:
         mine = [r for r in runs if r["variant"] == variant]

@@ -69,6 +69,7 @@ class DeepSupervisionLoss(nn.Module):
         self.register_buffer("class_weight", class_weight)
 
     def weight_of(self, name: str) -> float:
+        """The weight of the auxiliary output ``name`` (0 means it is skipped)."""
         if isinstance(self.aux_weight, dict):
             return float(self.aux_weight.get(name, 0.0))
         return float(self.aux_weight)

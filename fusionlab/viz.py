@@ -107,7 +107,7 @@ def image_slider(images: Sequence[np.ndarray], captions: Sequence[str], descript
     return widgets.VBox([widgets.HBox([slider, texts]), pictures])
 
 
-def show_source(obj) -> "IPython.display.Code":
+def show_source(obj):
     """Display the library's own source of a class or function, syntax-highlighted (the same in
     Jupyter, Colab and the built book)."""
     from IPython.display import Code

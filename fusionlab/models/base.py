@@ -72,6 +72,8 @@ class SegmentationModel(nn.Module):
 
     def decode(self, features: dict[str, torch.Tensor]
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Encoder features ``{"c2": (N, C2, H/4, W/4), ...}`` -> (logits (N, K, h, w), aux
+        dict of (N, K_aux, h', w')) at any resolution; ``forward`` resizes them."""
         raise NotImplementedError
 
     def forward(self, images: torch.Tensor) -> SegOutput:
