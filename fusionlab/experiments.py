@@ -316,17 +316,17 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
 def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
     classes = list(data.classes)
     thin = [c for c in CamVid.THIN_CLASSES if c in classes]
+    names = {"classes": classes, "thin_classes": thin}
     summary = {}
     for variant in builders:
         mine = [r for r in runs if r["variant"] == variant]
         if not mine:
             continue
         iou = np.array([r["iou"] for r in mine], dtype=float)  # (seeds, K)
-        thin_iou = [float(np.nanmean(row[[classes.index(c) for c in thin]])) for row in iou]
         summary[variant] = {
             "seeds": [r["seed"] for r in mine],
             "miou": summarise([r["miou"] for r in mine]),
-            "thin_iou": summarise(thin_iou),
+            "thin_iou": summarise([thin_iou(names, r) for r in mine]),
             "boundary_f": summarise([r["boundary_f"] for r in mine]),
             "iou_mean": [float(x) for x in np.nanmean(iou, axis=0)],
             "params": mine[0]["params"],
@@ -350,13 +350,47 @@ def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
     }
 
 
-def format_table(results: dict, metrics=("miou", "thin_iou", "boundary_f")) -> str:
-    """A Markdown table of the reference results: one row per variant, mean ± sample std over
-    seeds for each metric (as fractions, not percent)."""
+def thin_iou(results: dict, run: dict) -> float:
+    """Mean IoU over the thin classes of one run of ``results`` (NaN classes skipped)."""
+    idx = [results["classes"].index(c) for c in results["thin_classes"]]
+    return float(np.nanmean(np.array(run["iou"], dtype=float)[idx]))
+
+
+def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") -> dict:
+    """The gain of ``variant`` over ``base``, paired by seed (same seed, same data order).
+
+    Returns:
+        ``summarise`` of the per-seed differences (variant - base), plus ``"gains"`` (the list
+        of differences, seed order) and ``"same_sign"`` (every seed agrees on the sign).
+
+    Raises:
+        ValueError: a variant missing from the results, or no seed run for both.
+    """
+    value = (lambda r: thin_iou(results, r)) if metric == "thin_iou" else (lambda r: r[metric])
+    by_seed = {}
+    for name in (base, variant):
+        runs = {r["seed"]: value(r) for r in results["runs"] if r["variant"] == name}
+        if not runs:
+            raise ValueError(f"no runs of {name!r} in the results of {results['experiment']!r}")
+        by_seed[name] = runs
+    seeds = sorted(set(by_seed[base]) & set(by_seed[variant]))
+    if not seeds:
+        raise ValueError(f"{base!r} and {variant!r} share no seed")
+    gains = [by_seed[variant][s] - by_seed[base][s] for s in seeds]
+    return {**summarise(gains), "gains": gains, "seeds": seeds,
+            "same_sign": all(g > 0 for g in gains) or all(g < 0 for g in gains)}
+
+
+def format_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
+                 variants: list[str] | None = None) -> str:
+    """A Markdown table of the reference results: one row per variant (all, or ``variants`` in
+    that order), mean ± sample std over seeds for each metric (as fractions, not percent)."""
     titles = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F"}
     rows = ["| variant | seeds | " + " | ".join(titles.get(m, m) for m in metrics) + " |",
             "|---|---|" + "---|" * len(metrics)]
-    for variant, s in results["summary"].items():
+    summary = results["summary"]
+    for variant in (variants or list(summary)):
+        s = summary[variant]
         cells = [f"{s[m]['mean']:.3f} ± {s[m]['std']:.3f}" for m in metrics]
         rows.append(f"| {variant} | {len(s['seeds'])} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -255,28 +256,58 @@ def predict(model: SegmentationModel, images: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-@torch.no_grad()
 def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 16,
              device: torch.device | str | None = None, progress: bool = True) -> dict:
-    """Metrics of ``model`` over the whole ``dataset`` (see ``SegmentationMetrics``).
+    """Metrics of ``model``'s logits over the whole ``dataset`` (see ``SegmentationMetrics``).
 
     Returns:
         ``SegmentationMetrics.compute()`` plus ``"classes"`` (the class names, when the
         dataset has ``CLASSES``) and ``"eval_seconds"``.
     """
+    return evaluate_outputs(model, dataset, batch_size, device, progress, names=("main",))["main"]
+
+
+@torch.no_grad()
+def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int = 16,
+                     device: torch.device | str | None = None, progress: bool = True,
+                     names: Sequence[str] | None = None) -> dict[str, dict]:
+    """Metrics of the main prediction (``"main"``) and of each auxiliary prediction (by its
+    ``SegOutput.aux`` name) over the whole ``dataset``, e.g. how well each stage of a deeply
+    supervised encoder segments on its own.
+
+    Args:
+        names: the outputs to evaluate (default: ``"main"`` and every auxiliary output).
+
+    Returns:
+        output name -> ``SegmentationMetrics.compute()`` plus ``"classes"`` (when the dataset
+        has ``CLASSES``) and ``"eval_seconds"`` (of the whole pass).
+
+    Raises:
+        ValueError: a name that is neither ``"main"`` nor one of the model's auxiliary outputs.
+    """
     device = torch.device(device) if device else next(model.parameters()).device
     was_training = model.training
     model.to(device).eval()
-    metrics = SegmentationMetrics(model.num_classes)
+    metrics: dict[str, SegmentationMetrics] = {}
     t0 = time.perf_counter()
     loader = DataLoader(dataset, batch_size, shuffle=False)
     for batch in tqdm(loader, desc="evaluating", disable=not progress, leave=False):
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            logits = model(batch["image"].to(device)).logits  # (B, K, H, W)
-        metrics.update(logits.argmax(1), batch["mask"].to(device))
+            out = model(batch["image"].to(device))
+        scores = {"main": out.logits, **out.aux}  # each (B, K, H, W)
+        wanted = list(scores) if names is None else list(names)
+        unknown = [n for n in wanted if n not in scores]
+        if unknown:
+            raise ValueError(f"unknown outputs {unknown}; the model gives {list(scores)}")
+        for name in wanted:
+            metrics.setdefault(name, SegmentationMetrics(model.num_classes)).update(
+                scores[name].argmax(1), batch["mask"].to(device))
     model.train(was_training)
-    out = metrics.compute()
-    if getattr(dataset, "CLASSES", None):
-        out["classes"] = list(dataset.CLASSES)
-    out["eval_seconds"] = time.perf_counter() - t0
-    return out
+    seconds = time.perf_counter() - t0
+    results = {}
+    for name, m in metrics.items():
+        results[name] = m.compute()
+        if getattr(dataset, "CLASSES", None):
+            results[name]["classes"] = list(dataset.CLASSES)
+        results[name]["eval_seconds"] = seconds
+    return results

@@ -183,3 +183,35 @@ def plot_fusion_levels(results: dict, metric: str = "miou", ax=None):
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def plot_ablation(results: dict, variants: Sequence[str], metric: str = "miou", ax=None):
+    """Reference results of an ablation: ``metric`` (mean ± sample std over seeds, and each
+    seed as a dot) for ``variants`` in the given order; variants not in the results are
+    skipped."""
+    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
+    present = [v for v in variants if v in results["summary"]]
+    summary = results["summary"]
+    x = np.arange(len(present))
+    ax.errorbar(x, [summary[v][metric]["mean"] for v in present],
+                yerr=[summary[v][metric]["std"] for v in present], marker="o", capsize=3,
+                label="mean ± std")
+    if metric in ("miou", "boundary_f"):
+        for i, v in enumerate(present):
+            seeds = [r[metric] for r in results["runs"] if r["variant"] == v]
+            ax.plot([i] * len(seeds), seeds, ".", color="grey", alpha=0.7,
+                    label="one seed" if i == 0 else None)
+    ax.set_xticks(x, present, rotation=20, ha="right")
+    ax.set(ylabel=metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def figure_image(fig) -> np.ndarray:
+    """Render a Matplotlib figure to an RGB uint8 (H, W, 3) array and close it, e.g. to make
+    the precomputed views of ``image_slider`` from ordinary plots."""
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
+    plt.close(fig)
+    return image

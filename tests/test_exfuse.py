@@ -251,3 +251,17 @@ def test_exfuse_with_everything_off_is_gcn():
 def test_bad_ecre_variant():
     with pytest.raises(ValueError, match="ecre must be"):
         ExFuse(5, small_encoder(), ecre="pixelshuffle")
+
+
+def test_dap_votes_average_to_the_output():
+    torch.manual_seed(0)
+    dap = DenselyAdjacentPrediction(3)
+    r = torch.randn(2, 4 * 9, 5, 6)
+    out = dap(r)
+    for i, j in [(0, 0), (2, 3), (4, 5)]:
+        votes = dap.votes(r, i, j)
+        assert votes.shape == (2, 3, 3, 4)
+        assert torch.allclose(votes.mean((1, 2)), out[:, :, i, j], atol=1e-6)
+    # vote (0, 2) for (2, 3) is group (0, 2) read at the neighbour (1, 4)
+    assert torch.equal(dap.votes(r, 2, 3)[:, 0, 2], r[:, 2 * 4:3 * 4, 1, 4])
+    assert dap.votes(r, 0, 0)[:, 0].abs().sum() == 0  # above the top row: zero padding

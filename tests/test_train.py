@@ -5,7 +5,8 @@ import torch
 
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments import PROFILES, get_profile, load_data, run_experiment, summarise
+from fusionlab.experiments import (PROFILES, format_table, get_profile, load_data, paired_gain,
+                                   run_experiment, summarise)
 from fusionlab.models import FPN
 from fusionlab.train import TrainConfig, load_checkpoint, seed_everything, train
 
@@ -128,6 +129,26 @@ def test_experiment_runner_writes_and_resumes(tmp_path, monkeypatch):
         run_experiment("nothing", profile, [0], out)
 
 
+def test_paired_gain_and_table():
+    runs = [{"variant": v, "seed": s, "miou": m, "iou": [m, m / 2]}
+            for v, s, m in [("a", 0, 0.40), ("a", 1, 0.50), ("b", 0, 0.43), ("b", 1, 0.52),
+                            ("c", 0, 0.39), ("c", 1, 0.53)]]
+    results = {"experiment": "toy", "runs": runs, "classes": ["Road", "Pole"],
+               "thin_classes": ["Pole"]}
+    g = paired_gain(results, "a", "b")
+    assert g["gains"] == pytest.approx([0.03, 0.02]) and g["mean"] == pytest.approx(0.025)
+    assert g["same_sign"] and g["seeds"] == [0, 1]
+    mixed = paired_gain(results, "a", "c")
+    assert not mixed["same_sign"] and mixed["mean"] == pytest.approx(0.01)
+    assert paired_gain(results, "a", "b", "thin_iou")["mean"] == pytest.approx(0.0125)
+    with pytest.raises(ValueError, match="'d'"):
+        paired_gain(results, "a", "d")
+    summary = {v: {m: {"mean": 0.5, "std": 0.01} for m in ("miou", "thin_iou", "boundary_f")}
+               | {"seeds": [0, 1]} for v in "abc"}
+    table = format_table({"summary": summary}, variants=["c", "a"])
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| c", "| a"]
+
+
 def test_fallback_to_synthetic_scenes_is_announced(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
@@ -136,3 +157,20 @@ def test_fallback_to_synthetic_scenes_is_announced(tmp_path, monkeypatch):
     assert len(data.train) == PROFILES["smoke"].train_images
     banner = data.banner()
     assert "NOT CamVid's" in banner and str(tmp_path / "none" / "camvid") in banner
+
+
+def test_evaluate_outputs_scores_every_auxiliary_prediction(data):
+    from fusionlab.models import ExFuse
+    from fusionlab.train import evaluate, evaluate_outputs
+
+    seed_everything(0)
+    model = ExFuse(len(SyntheticScenes.CLASSES),
+                   ResNetEncoder((2, 2, 2, 2), (8, 16, 32, 64)), ss=True, ecre=True)
+    results = evaluate_outputs(model, data[1], progress=False)
+    assert set(results) == {"main", "ss_c2", "ss_c3", "ss_c4", "ss_c5", "ecre"}
+    assert results["main"]["miou"] == evaluate(model, data[1], progress=False)["miou"]
+    assert all(0 <= r["miou"] <= 1 and len(r["iou"]) == len(SyntheticScenes.CLASSES)
+               for r in results.values())
+    assert len({r["pixel_accuracy"] for r in results.values()}) > 1  # six different predictions
+    with pytest.raises(ValueError, match="unknown outputs"):
+        evaluate_outputs(model, data[1], names=["ss_c1"], progress=False)

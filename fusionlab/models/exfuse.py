@@ -270,13 +270,32 @@ class DenselyAdjacentPrediction(nn.Module):
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.kernel_size = kernel_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _padded_groups(self, x: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size
         if x.dim() != 4 or x.shape[1] % (k * k):
             raise ValueError(f"expected (N, C*{k * k}, H, W) scores, got {tuple(x.shape)}")
         n, _, h, w = x.shape
         groups = x.view(n, k * k, -1, h, w)  # (N, k*k, C, H, W)
-        padded = F.pad(groups, (k // 2,) * 4)  # (N, k*k, C, H + 2*(k//2), W + 2*(k//2))
+        return F.pad(groups, (k // 2,) * 4)  # (N, k*k, C, H + 2*(k//2), W + 2*(k//2))
+
+    def votes(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """The k*k votes for position (i, j): ``votes[:, l, m]`` is r^{(l*k+m)} read at
+        (i + l - k//2, j + m - k//2), zero outside the map; their mean is ``forward``'s
+        output at (i, j).
+
+        Shape:
+            (N, C*k*k, H, W) -> (N, k, k, C).
+        """
+        k = self.kernel_size
+        padded = self._padded_groups(x)  # padded row i + l is row i + l - k//2 of x
+        rows = [torch.stack([padded[:, l * k + m, :, i + l, j + m] for m in range(k)], dim=1)
+                for l in range(k)]  # k tensors (N, k, C)
+        return torch.stack(rows, dim=1)  # (N, k, k, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size
+        padded = self._padded_groups(x)
+        h, w = x.shape[-2:]
         out = sum(padded[:, l * k + m, :, l:l + h, m:m + w]  # (N, C, H, W)
                   for l in range(k) for m in range(k))
         return out / (k * k)
