@@ -5,6 +5,7 @@ Examples::
     python -m fusionlab train --model fpn --profile cpu --checkpoint runs/fpn.pt
     python -m fusionlab evaluate --model fpn --profile cpu --checkpoint runs/fpn.pt
     python -m fusionlab bench --model unet --levels c3 c4 c5 --profile cpu
+    python -m fusionlab bench --model exfuse --modules ss seb --profile cpu
     python -m fusionlab experiment run fusion-levels --profile cpu --seeds 0 1 2
 """
 
@@ -18,18 +19,23 @@ from fusionlab.bench import count_flops, count_parameters, forward_latency
 from fusionlab.encoders import LEVELS
 from fusionlab.experiments import build_encoder, get_profile, load_data, train_config
 from fusionlab.experiments import main as experiments_main
-from fusionlab.models import FCN, FPN, UNet
+from fusionlab.models import FCN, FPN, GCN, ExFuse, UNet
 from fusionlab.train import evaluate, load_checkpoint, seed_everything, train
 
-MODELS = {"fcn": FCN, "fpn": FPN, "unet": UNet}
+MODELS = {"fcn": FCN, "fpn": FPN, "unet": UNet, "gcn": GCN, "exfuse": ExFuse}
+EXFUSE_MODULES = ("lr", "ss", "seb", "ecre", "dap")
 
 
-def build_model(name: str, levels, profile, num_classes: int):
-    """The model named on the command line, on the profile's encoder (``levels`` is ignored
-    by FCN, which fuses nothing)."""
+def build_model(name: str, levels, profile, num_classes: int, modules=EXFUSE_MODULES):
+    """The model named on the command line, on the profile's encoder. ``levels`` is used by
+    FPN and UNet only; ``modules`` (a subset of ``EXFUSE_MODULES``) by ExFuse only."""
     encoder = build_encoder(profile)
     if name == "fcn":
         return FCN(num_classes, encoder, profile.channels)
+    if name == "gcn":
+        return GCN(num_classes, encoder)
+    if name == "exfuse":
+        return ExFuse(num_classes, encoder, **{m: True for m in modules})
     return MODELS[name](num_classes, encoder, levels, profile.channels)
 
 
@@ -37,6 +43,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=sorted(MODELS), default="fpn")
     parser.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS),
                         help="encoder levels fused (FPN and UNet)")
+    parser.add_argument("--modules", nargs="*", choices=EXFUSE_MODULES,
+                        default=list(EXFUSE_MODULES), help="ExFuse modules switched on")
     parser.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
                         help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
 
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
 
     profile = get_profile(args.profile)
     if args.command == "bench":
-        model = build_model(args.model, args.levels, profile, 11)
+        model = build_model(args.model, args.levels, profile, 11, args.modules)
         print(json.dumps({"model": args.model, "levels": args.levels, "size": profile.size,
                           "params": count_parameters(model),
                           "gflops": count_flops(model, profile.size) / 1e9,
@@ -73,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
     seed_everything(getattr(args, "seed", 0))
-    model = build_model(args.model, args.levels, profile, len(data.classes))
+    model = build_model(args.model, args.levels, profile, len(data.classes),
+                        args.modules)
     if args.command == "train":
         overrides = {"checkpoint": args.checkpoint}
         if args.steps:
