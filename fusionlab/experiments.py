@@ -313,6 +313,42 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     return results
 
 
+def merge_results(name: str, paths: list[Path], out: Path) -> dict:
+    """Merge result files of one experiment run in parallel processes (e.g. one per subset of
+    variants) into ``out``: runs are concatenated, the summary recomputed, the wall times
+    summed and every distinct commit kept.
+
+    Raises:
+        ValueError: files of another experiment or profile configuration, or a (variant, seed)
+            pair found in two files.
+    """
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    first = parts[0]
+    if any(p["experiment"] != name or p["profile_config"] != first["profile_config"]
+           for p in parts):
+        raise ValueError(f"every file must hold experiment {name!r} with one profile "
+                         f"configuration: {[str(p) for p in paths]}")
+    runs, seen = [], set()
+    for part in parts:
+        for r in part["runs"]:
+            if (r["variant"], r["seed"]) in seen:
+                raise ValueError(f"{r['variant']!r}, seed {r['seed']} is in two files")
+            seen.add((r["variant"], r["seed"]))
+            runs.append(r)
+    profile = Profile(**{**first["profile_config"], "size": tuple(first["profile_config"]["size"]),
+                         "blocks": tuple(first["profile_config"]["blocks"]),
+                         "widths": tuple(first["profile_config"]["widths"])})
+    data = load_data(profile)
+    commits = ", ".join(dict.fromkeys(p["provenance"]["commit"] for p in parts))
+    wall = sum(p["provenance"]["wall_seconds"] for p in parts)
+    results = _assemble(name, profile, data, EXPERIMENTS[name](len(data.classes)), runs, wall,
+                        commits)
+    results["provenance"]["device"] = " / ".join(dict.fromkeys(p["provenance"]["device"]
+                                                               for p in parts))
+    _write_json(out, results)
+    return results
+
+
 def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
     classes = list(data.classes)
     thin = [c for c in CamVid.THIN_CLASSES if c in classes]
@@ -406,9 +442,16 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     run.add_argument("--variants", nargs="+", default=None)
     run.add_argument("--out", type=Path, default=None)
+    merge = sub.add_parser("merge", help="merge result files of parallel runs")
+    merge.add_argument("name", choices=sorted(EXPERIMENTS))
+    merge.add_argument("files", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
-    results = run_experiment(args.name, profile, args.seeds, args.out, args.variants)
+    if args.command == "merge":
+        results = merge_results(args.name, args.files, args.out)
+    else:
+        results = run_experiment(args.name, get_profile(args.profile), args.seeds, args.out,
+                                 args.variants)
     for variant, s in results["summary"].items():
         print(f"{variant:14s} mIoU {s['miou']['mean']:.3f} ± {s['miou']['std']:.3f}  "
               f"thin {s['thin_iou']['mean']:.3f}  boundary F {s['boundary_f']['mean']:.3f}")
