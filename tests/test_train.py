@@ -5,8 +5,8 @@ import torch
 
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments import (PROFILES, format_table, get_profile, load_data, paired_gain,
-                                   run_experiment, summarise)
+from fusionlab.experiments import (PROFILES, format_table, get_profile, load_data, merge_results,
+                                   paired_gain, run_experiment, summarise)
 from fusionlab.models import FPN
 from fusionlab.train import TrainConfig, load_checkpoint, seed_everything, train
 
@@ -127,6 +127,27 @@ def test_experiment_runner_writes_and_resumes(tmp_path, monkeypatch):
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
+
+
+def test_merge_results_of_parallel_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    profile = PROFILES["smoke"]
+    a = run_experiment("fusion-levels", profile, [0], tmp_path / "a.json", variants=["c5"])
+    b = run_experiment("fusion-levels", profile, [0], tmp_path / "b.json",
+                       variants=["FPN c4-c5"])
+    merged = merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "b.json"],
+                           tmp_path / "all.json")
+    assert merged["runs"] == a["runs"] + b["runs"]
+    assert set(merged["summary"]) == {"c5", "FPN c4-c5"}
+    assert merged["provenance"]["wall_seconds"] == pytest.approx(
+        a["provenance"]["wall_seconds"] + b["provenance"]["wall_seconds"])
+    assert json.loads((tmp_path / "all.json").read_text())["summary"] == merged["summary"]
+    with pytest.raises(ValueError, match="in two files"):
+        merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "a.json"],
+                      tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="exfuse"):
+        merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json")
 
 
 def test_paired_gain_and_table():
