@@ -304,6 +304,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             runs.append({"variant": variant, "seed": seed, "miou": m["miou"], "iou": m["iou"],
                          "boundary_f": m["boundary_f"], "pixel_accuracy": m["pixel_accuracy"],
                          "train_seconds": result.train_seconds,
+                         "threads": torch.get_num_threads(),
                          "params": sum(p.numel() for p in model.parameters()),
                          "final_loss": result.history[-1]["loss"]})
             wall += time.perf_counter() - t0
