@@ -287,7 +287,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         raise ValueError(f"unknown variants {unknown}; {name} has {list(builders)}")
 
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    same = previous.get("profile_config") == json.loads(json.dumps(dataclasses.asdict(profile)))
+    config = json.loads(json.dumps(dataclasses.asdict(profile)))  # as stored in JSON
+    same = previous.get("profile_config") == config
     runs = [r for r in previous.get("runs", []) if same]
     wall = previous.get("provenance", {}).get("wall_seconds", 0.0) if same else 0.0
     commit = _git_commit()  # the code that runs is the code at start
@@ -308,8 +309,10 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                          "params": sum(p.numel() for p in model.parameters()),
                          "final_loss": result.history[-1]["loss"]})
             wall += time.perf_counter() - t0
-            _write_json(out, _assemble(name, profile, data, builders, runs, wall, commit))
-    results = _assemble(name, profile, data, builders, runs, wall, commit)
+            _write_json(out, _assemble(name, config, data.source, data.classes, list(builders),
+                                       runs, wall, commit))
+    results = _assemble(name, config, data.source, data.classes, list(builders), runs, wall,
+                        commit)
     _write_json(out, results)
     return results
 
@@ -336,26 +339,22 @@ def merge_results(name: str, paths: list[Path], out: Path) -> dict:
                 raise ValueError(f"{r['variant']!r}, seed {r['seed']} is in two files")
             seen.add((r["variant"], r["seed"]))
             runs.append(r)
-    profile = Profile(**{**first["profile_config"], "size": tuple(first["profile_config"]["size"]),
-                         "blocks": tuple(first["profile_config"]["blocks"]),
-                         "widths": tuple(first["profile_config"]["widths"])})
-    data = load_data(profile)
     commits = ", ".join(dict.fromkeys(p["provenance"]["commit"] for p in parts))
     wall = sum(p["provenance"]["wall_seconds"] for p in parts)
-    results = _assemble(name, profile, data, EXPERIMENTS[name](len(data.classes)), runs, wall,
-                        commits)
+    variants = list(EXPERIMENTS[name](len(first["classes"])))
+    results = _assemble(name, first["profile_config"], first["data"], first["classes"], variants,
+                        runs, wall, commits)
     results["provenance"]["device"] = " / ".join(dict.fromkeys(p["provenance"]["device"]
                                                                for p in parts))
     _write_json(out, results)
     return results
 
 
-def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
-    classes = list(data.classes)
+def _assemble(name, profile_config, source, classes, variants, runs, wall, commit) -> dict:
+    classes = list(classes)
     thin = [c for c in CamVid.THIN_CLASSES if c in classes]
-    names = {"classes": classes, "thin_classes": thin}
     summary = {}
-    for variant in builders:
+    for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
         if not mine:
             continue
@@ -363,14 +362,14 @@ def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
         summary[variant] = {
             "seeds": [r["seed"] for r in mine],
             "miou": summarise([r["miou"] for r in mine]),
-            "thin_iou": summarise([thin_iou(names, r) for r in mine]),
+            "thin_iou": summarise([thin_iou(classes, thin, r["iou"]) for r in mine]),
             "boundary_f": summarise([r["boundary_f"] for r in mine]),
             "iou_mean": [float(x) for x in np.nanmean(iou, axis=0)],
             "params": mine[0]["params"],
         }
     return {
-        "experiment": name, "profile": profile.name,
-        "profile_config": dataclasses.asdict(profile), "data": data.source,
+        "experiment": name, "profile": profile_config["name"],
+        "profile_config": profile_config, "data": source,
         "classes": classes, "thin_classes": thin, "summary": summary, "runs": runs,
         "provenance": {
             "seeds": sorted({r["seed"] for r in runs}),
@@ -381,16 +380,17 @@ def _assemble(name, profile, data, builders, runs, wall, commit) -> dict:
             "fusionlab": fusionlab.__version__, "commit": commit,
             "wall_seconds": wall,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python -m fusionlab.experiments run {name} --profile {profile.name} "
+            "command": f"python -m fusionlab.experiments run {name} --profile "
+                       f"{profile_config['name']} "
                        f"--seeds {' '.join(str(s) for s in sorted({r['seed'] for r in runs}))}",
         },
     }
 
 
-def thin_iou(results: dict, run: dict) -> float:
-    """Mean IoU over the thin classes of one run of ``results`` (NaN classes skipped)."""
-    idx = [results["classes"].index(c) for c in results["thin_classes"]]
-    return float(np.nanmean(np.array(run["iou"], dtype=float)[idx]))
+def thin_iou(classes: list[str], thin_classes: list[str], iou: list[float]) -> float:
+    """Mean of the per-class ``iou`` (K,) over ``thin_classes`` (NaN, i.e. absent, skipped)."""
+    idx = [classes.index(c) for c in thin_classes]
+    return float(np.nanmean(np.array(iou, dtype=float)[idx]))
 
 
 def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") -> dict:
@@ -403,7 +403,8 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
     Raises:
         ValueError: a variant missing from the results, or no seed run for both.
     """
-    value = (lambda r: thin_iou(results, r)) if metric == "thin_iou" else (lambda r: r[metric])
+    value = ((lambda r: thin_iou(results["classes"], results["thin_classes"], r["iou"]))
+             if metric == "thin_iou" else (lambda r: r[metric]))
     by_seed = {}
     for name in (base, variant):
         runs = {r["seed"]: value(r) for r in results["runs"] if r["variant"] == name}

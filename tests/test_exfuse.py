@@ -265,3 +265,5 @@ def test_dap_votes_average_to_the_output():
     # vote (0, 2) for (2, 3) is group (0, 2) read at the neighbour (1, 4)
     assert torch.equal(dap.votes(r, 2, 3)[:, 0, 2], r[:, 2 * 4:3 * 4, 1, 4])
     assert dap.votes(r, 0, 0)[:, 0].abs().sum() == 0  # above the top row: zero padding
+    with pytest.raises(ValueError, match="outside"):
+        dap.votes(r, 5, 0)

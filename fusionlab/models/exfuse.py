@@ -285,8 +285,13 @@ class DenselyAdjacentPrediction(nn.Module):
 
         Shape:
             (N, C*k*k, H, W) -> (N, k, k, C).
+
+        Raises:
+            ValueError: (i, j) outside the map, or bad ``x`` (see the class).
         """
         k = self.kernel_size
+        if not (0 <= i < x.shape[-2] and 0 <= j < x.shape[-1]):
+            raise ValueError(f"position {(i, j)} is outside the {tuple(x.shape[-2:])} map")
         padded = self._padded_groups(x)  # padded row i + l is row i + l - k//2 of x
         rows = [torch.stack([padded[:, l * k + m, :, i + l, j + m] for m in range(k)], dim=1)
                 for l in range(k)]  # k tensors (N, k, C)

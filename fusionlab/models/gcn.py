@@ -95,6 +95,9 @@ class Deconv2x(nn.ConvTranspose2d):
 
     Shape:
         (N, C, h, w), reference (..., H, W) with ``h = ceil(H / 2)`` -> (N, C, H, W).
+
+    Raises:
+        ValueError: a reference size the doubled map cannot be cropped to (see ``crop_to``).
     """
 
     def __init__(self, channels: int):
