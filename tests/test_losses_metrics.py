@@ -1,10 +1,10 @@
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from fusionlab.datasets.boundaries import dilate, label_boundaries
 from fusionlab.losses import DeepSupervisionLoss, cross_entropy
 from fusionlab.metrics import SegmentationMetrics
 from fusionlab.models import SegOutput
@@ -94,25 +94,169 @@ def test_scores_are_argmaxed():
 
 
 def test_boundary_f_with_tolerance():
+    """Per class: the boundary of class 0 is column 4 (target) and 6 (prediction), that of
+    class 1 column 5 and 7: every predicted boundary pixel is exactly 2 px from the target's."""
     target = torch.zeros(1, 10, 10, dtype=torch.long)
-    target[:, :, 5:] = 1  # a vertical boundary between columns 4 and 5
+    target[:, :, 5:] = 1
     shifted = torch.zeros_like(target)
-    shifted[:, :, 7:] = 1  # the same boundary two pixels to the right
-    tight = SegmentationMetrics(2, tolerance=1)
-    tight.update(shifted, target)
-    loose = SegmentationMetrics(2, tolerance=2)
-    loose.update(shifted, target)
-    # true boundary columns 4, 5; predicted 6, 7. With d=1 only column 6 is near column 5.
-    assert tight.compute()["boundary_precision"] == pytest.approx(0.5)
-    assert tight.compute()["boundary_recall"] == pytest.approx(0.5)
-    assert loose.compute()["boundary_f"] == pytest.approx(1.0)
+    shifted[:, :, 7:] = 1
+    diagonal = math.hypot(10, 10)
+    results = {}
+    for pixels in (1.9, 2.0, 2.1):
+        m = SegmentationMetrics(2, boundary_tolerance=pixels / diagonal)
+        m.update(shifted, target)
+        results[pixels] = m.compute()
+    assert results[1.9]["boundary_f"] == 0 and results[1.9]["boundary_precision"] == 0
+    for pixels in (2.0, 2.1):
+        r = results[pixels]
+        assert r["boundary_f"] == r["boundary_precision"] == r["boundary_recall"] == 1
+        assert r["boundary_f_per_class"] == [1, 1]
 
 
-def test_label_boundaries_skip_void():
-    labels = torch.tensor([[[0, 0, 1], [0, 255, 1]]])
-    edge = label_boundaries(labels)
-    assert edge.tolist() == [[[False, True, True], [False, False, False]]]
-    assert dilate(edge, 1)[0, 1].tolist() == [True, True, True]
+def _blocks(rng, n, size, k, ignore_share=0.08):
+    """Blocky random label maps (cells of 2-4 pixels) with some ignored pixels."""
+    h, w = size
+    maps = []
+    for _ in range(n):
+        cell = int(rng.integers(2, 5))
+        m = rng.integers(0, k, (h // cell + 1, w // cell + 1)).repeat(cell, 0).repeat(cell, 1)
+        m = m[:h, :w]
+        m[rng.random((h, w)) < ignore_share] = 255
+        maps.append(m)
+    return np.stack(maps)
+
+
+def _brute_boundary_f(pred, target, k, tolerance, ignore=255):
+    """Per-class boundary F by definition: pixel loops and all pairwise distances."""
+    per_image, per_class = [], [[] for _ in range(k)]
+    precisions, recalls = [], []
+    for p, t in zip(pred, target):
+        h, w = t.shape
+        theta = tolerance * math.sqrt(h * h + w * w)
+        p = np.where(t == ignore, ignore, p)
+
+        def boundary(lab, c):
+            points = []
+            for y in range(h):
+                for x in range(w):
+                    if lab[y, x] != c:
+                        continue
+                    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                        qy, qx = y + dy, x + dx
+                        if 0 <= qy < h and 0 <= qx < w and lab[qy, qx] not in (c, ignore):
+                            points.append((y, x))
+                            break
+            return np.array(points, dtype=float).reshape(-1, 2)
+
+        def matched(a, b):
+            if not len(a) or not len(b):
+                return 0
+            d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+            return int((d.min(1) <= theta + 1e-9).sum())
+
+        fs, ps, rs = [], [], []
+        for c in range(k):
+            if not ((t == c).any() or (p == c).any()):
+                continue
+            bp, bt = boundary(p, c), boundary(t, c)
+            if len(bp) == 0 and len(bt) == 0:
+                precision = recall = 1.0
+            elif len(bp) == 0:
+                precision, recall = 1.0, 0.0
+            elif len(bt) == 0:
+                precision, recall = 0.0, 1.0
+            else:
+                precision, recall = matched(bp, bt) / len(bp), matched(bt, bp) / len(bt)
+            f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            fs.append(f), ps.append(precision), rs.append(recall)
+            per_class[c].append(f)
+        if fs:
+            per_image.append(np.mean(fs))
+            precisions.append(np.mean(ps))
+            recalls.append(np.mean(rs))
+    return (np.mean(per_image), np.mean(precisions), np.mean(recalls),
+            [np.mean(v) if v else math.nan for v in per_class])
+
+
+@pytest.mark.parametrize("tolerance", [0.0075, 0.1, 0.2])
+def test_boundary_f_against_brute_force(tolerance):
+    rng = np.random.default_rng(3)
+    k = 4
+    target = _blocks(rng, 5, (11, 14), k)
+    pred = _blocks(rng, 5, (11, 14), k, ignore_share=0)
+    pred[:2] = np.where(rng.random((2, 11, 14)) < 0.85, np.where(target[:2] == 255, 0,
+                                                                 target[:2]), pred[:2])
+    m = SegmentationMetrics(k, boundary_tolerance=tolerance)
+    m.update(torch.from_numpy(pred[:3]), torch.from_numpy(target[:3]))
+    m.update(torch.from_numpy(pred[3:]), torch.from_numpy(target[3:]))
+    f, precision, recall, per_class = _brute_boundary_f(pred, target, k, tolerance)
+    r = m.compute()
+    assert r["boundary_f"] == pytest.approx(f)
+    assert r["boundary_precision"] == pytest.approx(precision)
+    assert r["boundary_recall"] == pytest.approx(recall)
+    assert r["boundary_f_per_class"] == pytest.approx(per_class, nan_ok=True)
+    assert r["boundary_images"] == 5 and 0 < f < 1
+
+
+def test_swapped_classes_are_caught_by_the_per_class_boundary_f():
+    """A square of class 1 and one of class 2 on background 0, not touching; the prediction
+    swaps them. A class-agnostic boundary measure sees identical boundaries and gives 1."""
+    target = torch.zeros(1, 40, 60, dtype=torch.long)
+    target[:, 5:20, 5:20] = 1
+    target[:, 15:35, 35:55] = 2
+    swapped = target.clone()
+    swapped[target == 1], swapped[target == 2] = 2, 1
+    m = SegmentationMetrics(3)
+    m.update(swapped, target)
+    r = m.compute()
+    assert r["iou"][1] == r["iou"][2] == 0
+    assert r["boundary_f_per_class"] == [1.0, 0.0, 0.0]
+    assert r["boundary_f"] == pytest.approx(1 / 3)
+
+
+def test_boundary_f_empty_sets_follow_the_davis_rules():
+    uniform = torch.zeros(1, 8, 8, dtype=torch.long)
+    square = uniform.clone()
+    square[:, 2:5, 2:5] = 1
+    cases = {"both empty": (uniform, uniform, 1.0, 1.0, 1.0),
+             "prediction empty": (uniform, square, 0.0, 1.0, 0.0),
+             "target empty": (square, uniform, 0.0, 0.0, 1.0)}
+    for name, (pred, target, f, precision, recall) in cases.items():
+        m = SegmentationMetrics(2)
+        m.update(pred, target)
+        r = m.compute()
+        assert (r["boundary_f"], r["boundary_precision"], r["boundary_recall"]) == (
+            f, precision, recall), name
+    # an image without labelled pixels is skipped; with no image scored the value is NaN
+    m = SegmentationMetrics(2)
+    m.update(uniform, torch.full((1, 8, 8), 255))
+    assert math.isnan(m.compute()["boundary_f"]) and m.compute()["boundary_images"] == 0
+    m.update(uniform, uniform)
+    assert m.compute()["boundary_f"] == 1 and m.compute()["boundary_images"] == 1
+
+
+def test_boundary_f_ignores_void_pixels():
+    """A wrong prediction inside the void region changes nothing, nor does the void border."""
+    target = torch.zeros(1, 12, 12, dtype=torch.long)
+    target[:, :, 6:] = 1
+    target[:, 3:7, 2:5] = 255
+    pred = torch.where(target == 255, torch.ones_like(target), target)
+    m = SegmentationMetrics(2, boundary_tolerance=0)
+    m.update(pred, target)
+    assert m.compute()["boundary_f"] == 1
+
+
+def test_boundary_f_on_101_images_is_fast():
+    """The worst case: all 11 classes in every 180 x 240 image."""
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(_blocks(rng, 101, (180, 240), 11))
+    pred = torch.from_numpy(_blocks(rng, 101, (180, 240), 11, ignore_share=0))
+    m = SegmentationMetrics(11)
+    start = time.perf_counter()
+    for i in range(0, 101, 8):
+        m.update(pred[i:i + 8], target[i:i + 8])
+    m.compute()
+    assert time.perf_counter() - start < 3.0  # about 0.5 s on a quiet 2-core CPU
 
 
 def test_metric_errors():
@@ -121,3 +265,25 @@ def test_metric_errors():
         m.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 5))
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         m.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("value", [3, 7, -1])
+def test_predicted_labels_outside_the_classes_are_refused(value):
+    m = SegmentationMetrics(3)
+    pred = torch.tensor([[[0, 1], [2, value]]])
+    with pytest.raises(ValueError, match=rf"0\.\.2, got {value}"):
+        m.update(pred, torch.zeros(1, 2, 2, dtype=torch.long))
+    assert m.confusion.sum() == 0 and m.boundary_images == 0
+
+
+def test_float_labels_are_refused_but_float_scores_are_argmaxed():
+    m = SegmentationMetrics(3)
+    with pytest.raises(TypeError, match=r"float32.*argmax"):
+        m.update(torch.tensor([[[0.4, 1.9]]]), torch.tensor([[[0, 1]]]))
+    with pytest.raises(TypeError, match="float32"):
+        m.update(torch.tensor([[[0, 1]]]), torch.tensor([[[0.0, 1.0]]]))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*\(1, 2, 1, 2\)"):
+        m.update(torch.randn(1, 2, 1, 2), torch.tensor([[[0, 1]]]))
+    scores = torch.tensor([[[[0.1, 0.0]], [[0.7, 0.1]], [[0.2, 0.9]]]])  # (1, 3, 1, 2)
+    m.update(scores, torch.tensor([[[1, 2]]]))
+    assert m.confusion.tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
