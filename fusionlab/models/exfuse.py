@@ -14,113 +14,137 @@ loop over flags.
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fusionlab.bench import count_flops
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.layers import ConvBNReLU, upsample_like
-from fusionlab.models.gcn import GCN, Deconv2x, crop_to
+from fusionlab.models.gcn import GCN, Deconv2x, GlobalConvBlock, crop_to
 
 
 # -- layer rearrangement ----------------------------------------------------------------------
-def rearranged_blocks(blocks: Sequence[int], moves: int) -> tuple[int, ...]:
-    """Move ``moves`` residual blocks, one at a time, from late stages to early ones.
+def rearranged_blocks(blocks: Sequence[int], moves: int | None = None) -> tuple[int, ...]:
+    """Layer rearrangement's rule: move blocks, one at a time, from the fullest stage to the
+    emptiest, until the stages are balanced (most and fewest blocks differ by at most 1).
 
-    Each move takes a block from the stage with the most blocks (ties: the highest stage; c2
-    never gives, and every stage keeps at least one) and gives it to the stage below it with
-    the fewest blocks (ties: the lowest). Same number of blocks; e.g. (2, 2, 2, 2) with 2 moves
-    -> (3, 3, 1, 1).
+    ExFuse, Sec. 3.1: ResNeXt-101's {3, 4, 23, 3} blocks become {8, 8, 9, 8}, which balances
+    the stages (res-2, res-3 and res-5 gain blocks, res-4 gives 14); this rule reproduces it
+    exactly. Ties: the donor is the highest of the fullest stages, the receiver the lowest of
+    the emptiest, so a leftover block stays early. A balanced layout such as (2, 2, 2, 2) is
+    returned unchanged.
+
+    Args:
+        blocks: residual blocks per stage, lowest stage first.
+        moves: ``None`` to move until balanced; else exactly this many moves (at most as many
+            as balancing takes), for a partial rearrangement.
+
+    Returns:
+        The rearranged blocks per stage (same total).
 
     Raises:
-        ValueError: ``moves`` < 0, or no block can move any more.
+        TypeError: a block count or ``moves`` that is not an int.
+        ValueError: fewer than two stages, a stage with fewer than one block, ``moves`` < 0,
+            or more ``moves`` than balancing takes (names that number).
     """
-    if moves < 0:
-        raise ValueError(f"moves must be >= 0, got {moves}")
     counts = list(blocks)
-    for _ in range(moves):
-        donors = [i for i in range(1, len(counts)) if counts[i] > 1]
-        if not donors:
-            raise ValueError(f"cannot move another block out of {tuple(counts)} "
-                             f"(after rearranging {tuple(blocks)})")
-        donor = max(donors, key=lambda i: (counts[i], i))
-        receiver = min(range(donor), key=lambda i: (counts[i], i))
+    if any(not isinstance(b, int) or isinstance(b, bool) for b in counts):
+        raise TypeError(f"blocks must be ints, got {tuple(blocks)}")
+    if len(counts) < 2 or min(counts) < 1:
+        raise ValueError(f"blocks must hold at least two stages of at least one block each, "
+                         f"got {tuple(blocks)}")
+    if moves is not None and (not isinstance(moves, int) or isinstance(moves, bool)):
+        raise TypeError(f"moves must be an int or None, got {type(moves).__name__}")
+    if moves is not None and moves < 0:
+        raise ValueError(f"moves must be >= 0, got {moves}")
+    done = 0
+    while max(counts) - min(counts) > 1 and (moves is None or done < moves):
+        donor = max(range(len(counts)), key=lambda i: (counts[i], i))
+        receiver = min(range(len(counts)), key=lambda i: (counts[i], i))
         counts[donor] -= 1
         counts[receiver] += 1
+        done += 1
+    if moves is not None and done < moves:
+        raise ValueError(f"{tuple(blocks)} is balanced after {done} moves; cannot make {moves}")
     return tuple(counts)
 
 
-def layer_rearrangement(encoder: ResNetEncoder, moves: int = 2, size: tuple[int, int] = (224, 224),
-                        tolerance: float = 0.05) -> ResNetEncoder:
-    """A freshly initialised encoder with more blocks in the early stages at equal compute.
+def layer_rearrangement(encoder: ResNetEncoder, moves: int | None = None) -> ResNetEncoder:
+    """A freshly initialised encoder with the blocks of ``encoder`` rearranged.
 
-    ExFuse, Sec. 3.1 ("Layer Rearrangement"): ResNeXt-101's {3, 4, 23, 3} blocks become
-    {8, 8, 9, 8}, so res-2 and res-3 sit closer to the supervision. Here ``moves`` blocks move
-    as in ``rearranged_blocks``; widths, block type and output stride are the given encoder's.
-    The FLOPs of both layouts are counted by PyTorch's flop counter on a (1, 3, *size) input.
+    ExFuse, Sec. 3.1 ("Layer Rearrangement"): the blocks per stage follow
+    ``rearranged_blocks(encoder.blocks, moves)``; widths, block type, stem and output stride
+    are the given encoder's. With basic or bottleneck blocks whose width doubles as the
+    resolution halves, every block costs about the same FLOPs, so the compute stays about the
+    same (the tests check the paper's layout and the one the ablation uses with
+    ``fusionlab.bench.count_flops``); the parameter count does not, since late blocks hold far
+    more weights than early ones.
 
     Args:
         encoder: the layout to start from (its weights are not used).
-        moves: blocks to move.
-        size: input (H, W) in pixels for the FLOP count.
-        tolerance: largest allowed relative difference in FLOPs.
+        moves: see ``rearranged_blocks`` (``None``: until balanced).
 
     Returns:
         The rearranged ``ResNetEncoder`` (random weights).
 
     Raises:
-        ValueError: the FLOPs differ by more than ``tolerance`` (names both counts), or see
-            ``rearranged_blocks``.
+        TypeError, ValueError: see ``rearranged_blocks``.
 
     Differences from the paper:
-        The paper also adjusts channel numbers to keep the complexity; with basic blocks whose
-        width doubles as the resolution halves, every block costs about the same FLOPs, so
-        moving blocks alone keeps the compute (checked here), but not the parameter count:
-        late blocks hold far more weights than early ones.
+        - The paper pretrains the rearranged ResNeXt on ImageNet; ours is trained from scratch
+          on the segmentation data, like the layout it replaces.
+        - The paper adjusts channel numbers to keep the complexity; we keep the widths, which
+          keeps the FLOPs within a few percent but changes the parameter count.
     """
-    new = ResNetEncoder(blocks=rearranged_blocks(encoder.blocks, moves), widths=encoder.widths,
-                        output_stride=encoder.strides["c5"], in_channels=encoder.in_channels,
-                        block=encoder.block, stem_channels=encoder.conv1.out_channels)
-    before, after = count_flops(encoder, size), count_flops(new, size)
-    if abs(after - before) > tolerance * before:
-        raise ValueError(f"rearranged layout {new.blocks} costs {after:,} FLOPs against "
-                         f"{before:,} for {encoder.blocks}: more than {tolerance:.0%} apart")
-    return new
+    return ResNetEncoder(blocks=rearranged_blocks(encoder.blocks, moves), widths=encoder.widths,
+                         output_stride=encoder.strides["c5"], in_channels=encoder.in_channels,
+                         block=encoder.block, stem_channels=encoder.conv1.out_channels)
 
 
 # -- semantic supervision ---------------------------------------------------------------------
 class SemanticSupervisionHead(nn.Module):
     """An auxiliary segmentation head on one encoder stage (semantic supervision).
 
-    ExFuse, Sec. 3.1 and Fig. 3: auxiliary supervision on the tail of each stage forces
-    low-level features to carry semantics.
+    ExFuse, Sec. 3.1 and Fig. 3: an auxiliary branch on the tail of each stage, supervised, so
+    that low-level features must carry semantics. Two 3x3 convolutions, then a 1x1 classifier;
+    the head returns its class scores and the second convolution's features, which the paper
+    feeds to the decoder during fine-tuning (Table 3: +1.5 against +1.1 with the heads removed).
 
     Args:
         in_channels: C_l of the stage.
         num_classes: K.
-        channels: width of the 3x3 convolution.
+        channels: width C_ss of both 3x3 convolutions.
+
+    Attributes:
+        channels: C_ss, the channels of the features the head returns.
 
     Shape:
-        (N, C_l, H, W) -> (N, K, H, W).
+        (N, C_l, H, W) -> scores (N, K, H, W) and features (N, C_ss, H, W).
 
     Differences from the paper:
-        The paper attaches classification heads (conv, pooling, fully connected) while
-        pretraining the encoder on ImageNet and removes them before segmentation. We have no
-        ImageNet pretraining, so the heads predict segmentation maps and are trained with the
-        segmentation (deep-supervision loss); they stay in the model, which lets us look at
-        each stage's own prediction.
+        The paper attaches classification branches (global pooling, fully connected layer)
+        while pretraining the encoder on ImageNet, then either removes them or reads their
+        second convolution's features while fine-tuning. We have no ImageNet pretraining, so
+        the heads predict segmentation maps and are trained with the segmentation
+        (deep-supervision loss); they stay in the model, which lets us look at each stage's
+        own prediction. The paper gives no widths; 64 keeps the branch light next to the
+        stages (32 to 256 channels in the cpu profile): at the stage's own width the four
+        branches would hold more weights than the whole GCN model at that profile.
     """
 
     def __init__(self, in_channels: int, num_classes: int, channels: int = 64):
         super().__init__()
-        self.conv = ConvBNReLU(in_channels, channels, 3)
+        self.channels = channels
+        self.convs = nn.Sequential(ConvBNReLU(in_channels, channels, 3),
+                                   ConvBNReLU(channels, channels, 3))
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.conv(x))  # (N, K, H, W)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.convs(x)  # (N, C_ss, H, W)
+        return self.classifier(features), features  # (N, K, H, W), (N, C_ss, H, W)
 
 
 # -- semantic embedding branch ----------------------------------------------------------------
@@ -163,6 +187,30 @@ class SemanticEmbeddingBranch(nn.Module):
 
 
 # -- explicit channel resolution embedding ----------------------------------------------------
+def bilinear_subpixel_taps(scale: int) -> torch.Tensor:
+    """1-D bilinear weights of the three input pixels (offsets -1, 0, +1) for each of the
+    ``scale`` sub-pixels of an output pixel, with half-pixel centres (``align_corners=False``).
+
+    Sub-pixel a sits at input coordinate ``p + u`` with ``u = (a + 0.5) / r - 0.5`` in
+    (-0.5, 0.5), so it interpolates pixel p with its upper or lower neighbour. For r = 2:
+    ((0.25, 0.75, 0), (0, 0.75, 0.25)), the taps of the 4 x 4 stride-2 bilinear deconvolution.
+
+    Shape:
+        -> (r, 3).
+
+    Raises:
+        ValueError: ``scale`` < 1.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    taps = torch.zeros(scale, 3)
+    for a in range(scale):
+        u = (a + 0.5) / scale - 0.5
+        taps[a, 1] = 1 - abs(u)
+        taps[a, 0 if u < 0 else 2] += abs(u)
+    return taps
+
+
 class SubPixelUpsample(nn.Module):
     """Sub-pixel upsampling: a 3x3 convolution to C * r^2 channels, then pixel shuffle by r.
 
@@ -171,19 +219,39 @@ class SubPixelUpsample(nn.Module):
     ECRE (Sec. 3.2, Fig. 5). Channel ``c * r^2 + i * r + j`` becomes the sub-pixel (i, j) of
     channel c (PyTorch's ``pixel_shuffle`` order).
 
+    A 3x3 sub-pixel convolution strictly contains the 4 x 4 stride-2 deconvolution: every
+    output pixel of that deconvolution reads a 2 x 2 neighbourhood inside the 3 x 3 one. With
+    ``init="bilinear"`` each sub-pixel starts as per-channel bilinear interpolation (weights
+    from ``bilinear_subpixel_taps``, zero bias); for r = 2 this reproduces ``Deconv2x`` at
+    initialisation exactly, borders included (both read zeros outside the map).
+
     Args:
         channels: C (in and out).
         scale: r.
+        init: ``"bilinear"`` or ``"default"`` (PyTorch's random initialisation, as ESPCN).
 
     Shape:
         (N, C, h, w), reference (..., H, W) with H <= r*h <= H + 1 -> (N, C, H, W)
         (r*h, r*w before the crop).
+
+    Raises:
+        ValueError: an unknown ``init``, ``scale`` < 1; a reference the map cannot be cropped to
+            (see ``crop_to``).
     """
 
-    def __init__(self, channels: int, scale: int = 2):
+    def __init__(self, channels: int, scale: int = 2, init: str = "bilinear"):
         super().__init__()
+        if init not in ("bilinear", "default"):
+            raise ValueError(f"init must be 'bilinear' or 'default', got {init!r}")
+        taps = bilinear_subpixel_taps(scale)  # (r, 3)
         self.scale = scale
         self.conv = nn.Conv2d(channels, channels * scale * scale, 3, padding=1)
+        if init == "bilinear":
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.bias.zero_()
+                for c, i, j in itertools.product(range(channels), range(scale), range(scale)):
+                    self.conv.weight[(c * scale + i) * scale + j, c] = taps[i, :, None] * taps[j]
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         y = F.pixel_shuffle(self.conv(x), self.scale)  # (N, C, r*h, r*w)
@@ -196,7 +264,11 @@ ECRE_VARIANTS = {
     "deconv+supervision": ("deconv", True),
 }
 """ExFuse's Table 4: variant -> (upsampling of the top score map, supervised?). The baseline
-(deconvolution, no supervision) is the plain ``GCN`` decoder."""
+(deconvolution, no supervision) is the plain ``GCN`` decoder. Every design starts from the same
+function: the deconvolution (``Deconv2x``) and the sub-pixel convolution
+(``SubPixelUpsample(init="bilinear")``) both start as bilinear upsampling, so the designs differ
+only in what they can learn (the sub-pixel 3x3 support contains the deconvolution's) and in the
+supervision."""
 
 
 class ECRE(nn.Module):
@@ -220,6 +292,11 @@ class ECRE(nn.Module):
 
     Raises:
         ValueError: an unknown ``variant``.
+
+    Differences from the paper:
+        The paper does not say how its sub-pixel convolution is initialised; ours starts as
+        bilinear upsampling, like the deconvolution it replaces, so that Table 4's designs are
+        compared at equal initialisation.
     """
 
     def __init__(self, channels: int, variant: str = "ecre"):
@@ -229,7 +306,7 @@ class ECRE(nn.Module):
                              f"got {variant!r}")
         upsample, self.supervised = ECRE_VARIANTS[variant]
         self.variant = variant
-        self.upsample = (SubPixelUpsample(channels, 2) if upsample == "subpixel"
+        self.upsample = (SubPixelUpsample(channels, 2, init="bilinear") if upsample == "subpixel"
                          else Deconv2x(channels))
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -307,94 +384,160 @@ class DenselyAdjacentPrediction(nn.Module):
 
 
 # -- the model --------------------------------------------------------------------------------
+SS_MODES = ("heads", "features")
+"""Semantic supervision at segmentation time: ``"heads"``, auxiliary segmentation heads on
+c2..c5 only; ``"features"``, the heads' second-convolution features are also fed to the
+decoder (the GCN block of stage l reads ``concat(x_l, f_l)``)."""
+
+DAP_MODES = ("dap", "conv3x3")
+"""The last step on the stride-4 score map: ``"dap"``, a 1x1 convolution widening K to K*9
+channels then densely adjacent prediction with k = 3; ``"conv3x3"``, the control: a plain 3x3
+convolution K -> K on the same map (the same function class, see ``ExFuse``)."""
+
+
+def _mode(name: str, value, modes: tuple[str, ...], default: str) -> str | None:
+    """A module switch as a mode name: ``False``/``None`` -> ``None``, ``True`` -> ``default``.
+
+    Raises:
+        TypeError: a value that is neither a bool, ``None`` nor a str.
+        ValueError: a str outside ``modes``.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return default
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a bool, None or one of {modes}, "
+                        f"got {type(value).__name__}")
+    if value not in modes:
+        raise ValueError(f"{name} must be a bool or one of {modes}, got {value!r}")
+    return value
+
+
 class ExFuse(GCN):
     """The ExFuse network: the GCN decoder with each ExFuse module switchable.
 
-    ExFuse, ECCV 2018, Fig. 2 and Table 3. With every flag off this is ``GCN``.
+    ExFuse, ECCV 2018, Fig. 2 and Table 3. With every flag off this is ``GCN``. The decoder
+    input of stage l is ``x_l`` (or its SEB embedding), concatenated with the SS features when
+    ``ss="features"``; the SS heads and the SEB read the raw encoder stages; the logits are
+    ``head(DAP(s_2))``, where s_2 is the top-down output.
 
     Args:
         num_classes: K.
         encoder: a ``ResNetEncoder`` at output stride 32.
         kernel_size: k of the GCN blocks.
         lr: layer rearrangement: replace the encoder by ``layer_rearrangement(encoder,
-            lr_moves)`` (freshly initialised).
-        ss: semantic supervision: auxiliary heads on c2..c5, outputs ``aux["ss_c2"]`` ..
-            ``aux["ss_c5"]``.
+            lr_moves)`` (freshly initialised; unchanged layout if already balanced).
+        ss: semantic supervision: ``"heads"`` (auxiliary heads on c2..c5, outputs
+            ``aux["ss_c2"]`` .. ``aux["ss_c5"]``), ``"features"`` (the same heads, and the GCN
+            block of stage l reads ``concat(x_l, f_l)`` with f_l the head's second-convolution
+            features, the setting of the paper's Table 3); ``True`` means ``"heads"``.
         seb: semantic embedding branch on c2, c3 and c4 (each with every higher level).
         ecre: ``True`` or ``"ecre"`` for sub-pixel upsampling of the top score map with an
             auxiliary loss on it (``aux["ecre"]``); ``"subpixel"`` or ``"deconv+supervision"``
-            for Table 4's other designs; ``False``/``None`` for the plain deconvolution.
-        dap: densely adjacent prediction: a 1x1 convolution widens the final score map to
-            K*k^2 channels, then ``DenselyAdjacentPrediction(dap_kernel)``.
-        lr_moves: blocks moved by the layer rearrangement.
+            for Table 4's other designs; ``False``/``None`` for the plain deconvolution. All
+            start as bilinear upsampling (see ``ECRE_VARIANTS``).
+        dap: ``True`` or ``"dap"``: a 1x1 convolution widens the final score map to K*k^2
+            channels, then ``DenselyAdjacentPrediction(dap_kernel)``; ``"conv3x3"``: the
+            control, a plain 3x3 convolution K -> K on the same map (needs ``dap_kernel`` 3);
+            ``False``/``None``: neither.
+        lr_moves: blocks moved by the layer rearrangement (``None``: until balanced).
         dap_kernel: k of DAP.
+        head: prediction head on the final score map (see ``GCN``).
+
+    Attributes:
+        flags: the normalised switches, e.g. ``{"lr": True, "ss": "heads", "seb": False,
+            "ecre": "ecre", "dap": None}``.
 
     Shape:
         images (N, 3, H, W) -> ``SegOutput``: logits (N, K, H, W), aux (each (N, K, H, W))
         named ``ss_c2``..``ss_c5`` and ``ecre`` when those modules are on.
 
     Raises:
-        ValueError: an unknown ``ecre`` variant; see ``GCN``, ``layer_rearrangement``.
+        ValueError: an unknown ``ss``, ``ecre`` or ``dap`` mode; ``dap="conv3x3"`` with a
+            ``dap_kernel`` other than 3; see ``GCN``, ``rearranged_blocks``.
+        TypeError: a switch of the wrong type; see ``GCN``.
 
     Differences from the paper:
         - Semantic supervision at segmentation time, not during ImageNet pretraining (see
-          ``SemanticSupervisionHead``).
-        - Layer rearrangement on our small ResNet: (2, 2, 2, 2) -> (3, 3, 1, 1) by default,
-          trained from scratch; the paper pretrains the rearranged ResNeXt on ImageNet.
+          ``SemanticSupervisionHead``). ``"heads"`` stands for the paper's heads-removed
+          setting (+1.1) and ``"features"`` for its features-fed setting (+1.5); the paper
+          reads the features instead of the stage tail, we concatenate both, so the GCN block
+          still sees the raw stage (or its SEB embedding).
+        - Layer rearrangement on our small ResNet trained from scratch (the paper pretrains the
+          rearranged ResNeXt on ImageNet), with our widths kept (the paper adjusts channels).
+          The rule balances the stages, so a balanced encoder such as (2, 2, 2, 2) is left as
+          it is; an ablation needs an unbalanced base layout, e.g. (1, 1, 5, 1) -> (2, 2, 2, 2).
         - The paper does not say which layer widens the final score map to K*k^2 channels for
-          DAP; we add a 1x1 convolution after the last BR block.
+          DAP; we add a 1x1 convolution after the last BR block. That 1x1 convolution followed
+          by DAP is one linear k x k convolution K -> K (exactly, up to the bias at the
+          border), hence the ``"conv3x3"`` control.
         - See ``GCN`` for the decoder's own differences (k, final resolution).
     """
 
     def __init__(self, num_classes: int, encoder: ResNetEncoder, kernel_size: int = 7,
-                 lr: bool = False, ss: bool = False, seb: bool = False,
-                 ecre: bool | str | None = False, dap: bool = False, lr_moves: int = 2,
-                 dap_kernel: int = 3):
-        if ecre is True:
-            ecre = "ecre"
-        if ecre and ecre not in ECRE_VARIANTS:
-            raise ValueError(f"ecre must be a bool or one of {tuple(ECRE_VARIANTS)}, "
-                             f"got {ecre!r}")
+                 lr: bool = False, ss: bool | str | None = False, seb: bool = False,
+                 ecre: bool | str | None = False, dap: bool | str | None = False,
+                 lr_moves: int | None = None, dap_kernel: int = 3,
+                 head: nn.Module | None = None):
+        for name, value in (("lr", lr), ("seb", seb)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        ss = _mode("ss", ss, SS_MODES, "heads")
+        ecre = _mode("ecre", ecre, tuple(ECRE_VARIANTS), "ecre")
+        dap = _mode("dap", dap, DAP_MODES, "dap")
         if lr:
             encoder = layer_rearrangement(encoder, lr_moves)
-        super().__init__(num_classes, encoder, kernel_size)
-        self.flags = {"lr": bool(lr), "ss": bool(ss), "seb": bool(seb), "ecre": ecre or None,
-                      "dap": bool(dap)}
-        chans = encoder.out_channels
-        self.ss = nn.ModuleDict({lv: SemanticSupervisionHead(chans[lv], num_classes)
+        super().__init__(num_classes, encoder, kernel_size, head)
+        self.flags = {"lr": lr, "ss": ss, "seb": seb, "ecre": ecre, "dap": dap}
+        chans, k = encoder.out_channels, num_classes
+        self.ss = nn.ModuleDict({lv: SemanticSupervisionHead(chans[lv], k)
                                  for lv in LEVELS}) if ss else None
+        if ss == "features":  # the GCN block reads concat(x_l, f_l): (N, C_l + C_ss, H_l, W_l)
+            self.gcn = nn.ModuleDict({
+                lv: GlobalConvBlock(chans[lv] + self.ss[lv].channels, k, kernel_size)
+                for lv in LEVELS})
         self.seb = nn.ModuleDict({
             lv: SemanticEmbeddingBranch(chans[lv], [chans[s] for s in LEVELS[i + 1:]])
             for i, lv in enumerate(LEVELS[:-1])}) if seb else None
         self.ecre_supervised = bool(ecre) and ECRE_VARIANTS[ecre][1]
         if ecre:
-            self.up[LEVELS[-2]] = ECRE(num_classes, ecre)
+            self.up[LEVELS[-2]] = ECRE(k, ecre)
         self.dap = None
-        if dap:
-            self.dap = nn.Sequential(nn.Conv2d(num_classes, num_classes * dap_kernel ** 2, 1),
+        if dap == "dap":
+            self.dap = nn.Sequential(nn.Conv2d(k, k * dap_kernel ** 2, 1),
                                      DenselyAdjacentPrediction(dap_kernel))
+        elif dap == "conv3x3":
+            if dap_kernel != 3:
+                raise ValueError(f"dap='conv3x3' is the control of DAP with k = 3, got "
+                                 f"dap_kernel={dap_kernel}")
+            self.dap = nn.Conv2d(k, k, 3, padding=1)
 
     def embed(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Apply the SEB to c2..c4 (identity when ``seb`` is off); same shapes as the input."""
-        if self.seb is None:
-            return features
+        """Apply the SEB to c2..c4, each reading the raw higher levels (a copy of the input
+        when ``seb`` is off); same shapes as the input."""
         embedded = dict(features)
-        for i, lv in enumerate(LEVELS[:-1]):
-            embedded[lv] = self.seb[lv](features[lv], [features[s] for s in LEVELS[i + 1:]])
+        if self.seb is not None:
+            for i, lv in enumerate(LEVELS[:-1]):
+                embedded[lv] = self.seb[lv](features[lv], [features[s] for s in LEVELS[i + 1:]])
         return embedded
 
     def decode(self, features):
-        aux = {}
+        aux, inputs = {}, self.embed(features)
         if self.ss is not None:
-            aux.update({f"ss_{lv}": head(features[lv]) for lv, head in self.ss.items()})
-        logits, upsampled = self.top_down(self.stage_scores(self.embed(features)))
+            for lv, head in self.ss.items():
+                aux[f"ss_{lv}"], f = head(features[lv])  # (N, K, H_l, W_l), (N, C_ss, H_l, W_l)
+                if self.flags["ss"] == "features":
+                    inputs[lv] = torch.cat([inputs[lv], f], 1)  # (N, C_l + C_ss, H_l, W_l)
+        s, upsampled = self.top_down(self.stage_scores(inputs))  # (N, K, H/4, W/4)
         if self.ecre_supervised:
             aux["ecre"] = upsampled[LEVELS[-2]]  # (N, K, H/16, W/16)
         if self.dap is not None:
-            logits = self.dap(logits)  # (N, K, H/4, W/4)
-        return logits, aux
+            s = self.dap(s)  # (N, K, H/4, W/4)
+        return self.predict(s), aux
 
 
 __all__ = ["rearranged_blocks", "layer_rearrangement", "SemanticSupervisionHead",
-           "SemanticEmbeddingBranch", "SubPixelUpsample", "ECRE_VARIANTS", "ECRE",
-           "DenselyAdjacentPrediction", "ExFuse"]
+           "SemanticEmbeddingBranch", "bilinear_subpixel_taps", "SubPixelUpsample",
+           "ECRE_VARIANTS", "ECRE", "DenselyAdjacentPrediction", "SS_MODES", "DAP_MODES",
+           "ExFuse"]

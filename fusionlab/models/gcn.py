@@ -121,19 +121,25 @@ class GCN(SegmentationModel):
         t_l = BR(GCN_l(x_l))                       for every stage l = 2..5
         s_5 = t_5,   s_l = BR(t_l + Deconv(s_{l+1}))   for l = 4, 3, 2
 
-    ``s_2`` (stride 4) is the prediction, bilinearly resized to the input.
+    The logits are ``head(s_2)``, bilinearly resized to the input. The paper predicts ``s_2``
+    directly, which is ``head=None`` (the identity); another head, e.g. a DUpsampling head,
+    is a constructor argument, not a subclass.
 
     Args:
         num_classes: K; every decoder map is a K-channel score map, as in the paper.
         encoder: a ``ResNetEncoder`` with output stride 32.
         kernel_size: k of the GCN blocks (odd).
+        head: the prediction head applied to the final score map ``s_2``: a module mapping
+            (N, K, H/4, W/4) to (N, K, h, w) logits at any resolution; ``None``: the identity.
 
     Shape:
         images (N, 3, H, W) -> ``SegOutput`` logits (N, K, H, W), no auxiliary outputs.
 
     Raises:
         ValueError: an encoder whose stages are not at strides 4, 8, 16, 32; an even
-            ``kernel_size``; bad images (see ``SegmentationModel``).
+            ``kernel_size``; bad images (see ``SegmentationModel``); a head whose output does
+            not have K channels (at the forward pass).
+        TypeError: a ``head`` that is neither an ``nn.Module`` nor ``None``.
 
     Differences from the paper:
         - k = 7 by default instead of 15: our cpu-profile inputs are 120 x 160, so c5 is 4 x 5
@@ -142,8 +148,11 @@ class GCN(SegmentationModel):
           stride 4 and resize bilinearly, like every model in fusionlab.
     """
 
-    def __init__(self, num_classes: int, encoder: ResNetEncoder, kernel_size: int = 7):
+    def __init__(self, num_classes: int, encoder: ResNetEncoder, kernel_size: int = 7,
+                 head: nn.Module | None = None):
         super().__init__(num_classes, encoder)
+        if head is not None and not isinstance(head, nn.Module):
+            raise TypeError(f"head must be an nn.Module or None, got {type(head).__name__}")
         strides = tuple(encoder.strides[lv] for lv in LEVELS)
         if strides != (4, 8, 16, 32):
             raise ValueError(f"GCN needs an encoder with stages at strides (4, 8, 16, 32), "
@@ -156,6 +165,7 @@ class GCN(SegmentationModel):
         self.refine_fused = nn.ModuleDict({lv: BoundaryRefinement(k) for lv in LEVELS[:-1]})
         self.up = nn.ModuleDict({lv: Deconv2x(k) for lv in LEVELS[:-1]})
         """``up[l]`` brings the score map of the level above ``l`` to the size of ``l``."""
+        self.head = nn.Identity() if head is None else head
 
     def stage_scores(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """t_l = BR(GCN_l(x_l)) for every stage: {"c2": (N, K, H/4, W/4), ...}."""
@@ -175,6 +185,21 @@ class GCN(SegmentationModel):
             s = self.refine_fused[lv](scores[lv] + upsampled[lv])  # (N, K, H_l, W_l)
         return s, upsampled
 
+    def predict(self, score: torch.Tensor) -> torch.Tensor:
+        """The logits from the final score map: ``head(score)``, checked to have K channels.
+
+        Shape:
+            (N, K, H/4, W/4) -> (N, K, h, w), h x w set by the head.
+
+        Raises:
+            ValueError: the head's output is not (N, K, h, w).
+        """
+        logits = self.head(score)  # (N, K, h, w)
+        if logits.dim() != 4 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"the head must return (N, {self.num_classes}, h, w) logits, got "
+                             f"{tuple(logits.shape)} from {type(self.head).__name__}")
+        return logits
+
     def decode(self, features):
-        logits, _ = self.top_down(self.stage_scores(features))  # (N, K, H/4, W/4)
-        return logits, {}
+        s, _ = self.top_down(self.stage_scores(features))  # (N, K, H/4, W/4)
+        return self.predict(s), {}
