@@ -17,7 +17,7 @@ def test_ground_floor_imports_no_dataset_reader():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "cv2", "numpy", "torch", "fusionlab"}
+    assert imported <= {"__future__", "math", "cv2", "numpy", "torch", "fusionlab"}
     assert not (Path(fusionlab.boundaries.__file__).parent / "datasets" / "boundaries.py").exists()
 
 
@@ -104,3 +104,15 @@ def test_border_target_bad_input():
         border_target(torch.zeros(4, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="float"):
         border_target(torch.zeros(1, 4, 4))
+
+
+def test_numpy_and_torch_inputs_agree():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, (2, 7, 9))
+    labels[0, 2:4, 3:6] = 255
+    edges = label_boundaries(labels)
+    assert isinstance(edges, np.ndarray)
+    assert np.array_equal(edges, label_boundaries(torch.from_numpy(labels)).numpy())
+    grown = dilate(edges, 1.5)
+    assert isinstance(grown, np.ndarray)
+    assert np.array_equal(grown, dilate(torch.from_numpy(edges), 1.5).numpy())

@@ -1,3 +1,4 @@
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import torch
 from fusionlab import IGNORE_INDEX
 from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
 from fusionlab.datasets import camvid as camvid_module
+from fusionlab.datasets.base import ArraySegmentation
 from fusionlab.datasets.camvid import cache_dir
-from fusionlab.datasets.transforms import random_scale_crop_flip, resize_pair
+from fusionlab.datasets.transforms import random_scale_crop_flip, resize_labels, resize_pair
 
 from conftest import real_camvid
 
@@ -56,12 +58,49 @@ def test_reads_layout_maps_void_and_normalises(fixture_root):
     assert np.allclose(sample["image"].numpy().transpose(1, 2, 0), (rgb - mean) / std, atol=1e-4)
 
 
-def test_resize_uses_nearest_for_labels(fixture_root):
-    ds = CamVid("val", size=(12, 16), root=fixture_root, download=False)
-    assert ds[0]["image"].shape == (3, 12, 16)
+def _centre_nearest(labels: np.ndarray, size) -> np.ndarray:
+    """The label under each output pixel's centre, in continuous coordinates."""
+    (h_in, w_in), (h, w) = labels.shape, size
+    ys = np.floor((np.arange(h) + 0.5) * h_in / h).astype(int)
+    xs = np.floor((np.arange(w) + 0.5) * w_in / w).astype(int)
+    return labels[np.ix_(ys, xs)]
+
+
+def test_resize_uses_centre_aligned_nearest_for_labels(fixture_root):
+    ds = CamVid("val", size=(10, 12), root=fixture_root, download=False)
+    assert ds[0]["image"].shape == (3, 10, 12)
     raw = cv2.imread(str(fixture_root / "valannot" / "0001TP_val_000.png"), cv2.IMREAD_UNCHANGED)
-    nearest = cv2.resize(raw, (16, 12), interpolation=cv2.INTER_NEAREST)
-    assert np.array_equal(ds.masks[0], np.where(nearest == 11, IGNORE_INDEX, nearest))
+    expected = _centre_nearest(np.where(raw == 11, IGNORE_INDEX, raw), (10, 12))
+    assert np.array_equal(ds.masks[0], expected)
+
+
+@pytest.mark.parametrize("width", range(1, 13))
+def test_resize_labels_keeps_an_off_centre_edge_where_it_is(width):
+    """9 columns, class 1 from column 3 on: the edge lies at x = 3 in continuous coordinates
+    (pixel i covers [i, i + 1)). An output pixel is class 1 when its centre lies past it."""
+    labels = np.zeros((5, 9), np.uint8)
+    labels[:, 3:] = 1
+    out = resize_labels(labels, (5, width))
+    centres = (np.arange(width) + 0.5) * 9 / width
+    assert np.array_equal(out, np.broadcast_to(centres >= 3, (5, width)).astype(np.uint8))
+    image = np.zeros((5, 9, 3), np.uint8)
+    assert np.array_equal(resize_pair(image, labels, (5, width))[1], out)
+
+
+def test_resize_labels_differs_from_cv2_nearest_at_four_columns():
+    labels = np.zeros((1, 9), np.uint8)
+    labels[:, 3:] = 1
+    assert resize_labels(labels, (1, 4)).tolist() == [[0, 1, 1, 1]]
+    assert cv2.resize(labels, (4, 1), interpolation=cv2.INTER_NEAREST).tolist() == [[0, 0, 1, 1]]
+
+
+def test_resize_labels_bad_input():
+    with pytest.raises(ValueError, match="size"):
+        resize_labels(np.zeros((4, 4), np.uint8), (0, 3))
+    with pytest.raises(ValueError, match=r"\(4, 4, 3\)"):
+        resize_labels(np.zeros((4, 4, 3), np.uint8), (2, 2))
+    with pytest.raises(ValueError, match=r"\(4, 4\).*\(4, 5\)"):
+        resize_pair(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8), (2, 2))
 
 
 def test_cache_is_reused_and_stale_cache_rebuilt(fixture_root):
@@ -82,6 +121,32 @@ def test_cache_is_reused_and_stale_cache_rebuilt(fixture_root):
     ds = CamVid("train", root=fixture_root, download=False)
     assert (ds.masks[0] == 0).all()
     assert len(list((cache_dir() / "cache").glob("camvid-train-native-*.npz"))) == 1
+
+
+def _legacy_cache_file(root: Path, split: str, size) -> Path:
+    """The cache name used before labels were resized centre-aligned (no version in it)."""
+    h = hashlib.sha1()
+    for line in (root / f"{split}.txt").read_text().split("\n"):
+        for part in line.split():
+            f = root.joinpath(*Path(part).parts[-2:])
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return cache_dir() / "cache" / f"camvid-{split}-{size[0]}x{size[1]}-{h.hexdigest()[:16]}.npz"
+
+
+def test_cache_of_an_older_preprocessing_is_not_reused(fixture_root):
+    old = _legacy_cache_file(fixture_root, "val", (12, 16))
+    old.parent.mkdir(parents=True)
+    np.savez(old, images=np.zeros((2, 12, 16, 3), np.uint8), masks=np.zeros((2, 12, 16), np.uint8),
+             native_sizes=np.array([[24, 32], [24, 32]]),
+             native_masks=np.zeros((2, 24, 32), np.uint8))
+    ds = CamVid("val", size=(12, 16), root=fixture_root, download=False)
+    raw = cv2.imread(str(fixture_root / "valannot" / "0001TP_val_000.png"), cv2.IMREAD_UNCHANGED)
+    raw = np.where(raw == 11, IGNORE_INDEX, raw)
+    assert np.array_equal(ds.masks[0], _centre_nearest(raw, (12, 16)))
+    assert np.array_equal(ds.eval_masks[0], raw)
+    (cache,) = (cache_dir() / "cache").glob("camvid-val-12x16-*.npz")  # the stale one is gone
+    assert f"-v{camvid_module.PREPROCESSING_VERSION}-" in cache.name
 
 
 def test_partial_cache_is_rebuilt(fixture_root):
@@ -109,7 +174,8 @@ def test_missing_and_corrupt_files_are_named(fixture_root):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"split": "validation"}, "split"), ({"size": (10,)}, "size"), ({"size": (4, 4)}, "size")])
+    ({"split": "validation"}, "split"), ({"size": (10,)}, "size"), ({"size": (4, 4)}, "size"),
+    ({"size": 64}, "size"), ({"size": (12.0, 16)}, "size")])
 def test_bad_arguments(fixture_root, kwargs, message):
     with pytest.raises(ValueError, match=message):
         CamVid(root=fixture_root, download=False, **{"split": "train", **kwargs})
@@ -124,14 +190,41 @@ def test_mixed_sizes_need_a_size(tmp_path):
     os.replace(other_label, root / "valannot" / "0001TP_val_000.png")
     with pytest.raises(ValueError, match="size="):
         CamVid("val", root=root, download=False)
-    assert CamVid("val", size=(24, 32), root=root, download=False).images.shape[1:3] == (24, 32)
+    # scoring at the native resolution needs one native size: refused, naming both files
+    with pytest.raises(ValueError, match=r"0001TP_val_000\.png is 30x40.*native_eval=False"):
+        CamVid("val", size=(24, 32), root=root, download=False)
+    ds = CamVid("val", size=(24, 32), root=root, download=False, native_eval=False)
+    assert ds.images.shape[1:3] == (24, 32) and ds.eval_size == (24, 32)
+    assert "eval_mask" not in ds[0] and ds.native_sizes == [(30, 40), (24, 32)]
+    train = CamVid("val", size=(24, 32), root=root, download=False, augment=True)
+    assert "eval_mask" not in train[0]
 
 
 def test_root_lookup_order(tmp_path, monkeypatch, fixture_root):
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path))  # holds camvid/ = fixture_root
     assert CamVid.find_root(None, download=False) == fixture_root
-    assert CamVid.candidate_roots("/elsewhere")[0] == Path("/elsewhere")
-    assert CamVid.candidate_roots()[-1] == cache_dir() / "camvid"
+    assert CamVid.candidate_roots("/elsewhere") == [Path("/elsewhere")]
+    assert CamVid.candidate_roots() == [fixture_root, cache_dir() / "camvid"]
+
+
+@pytest.mark.parametrize("make", ["missing", "empty folder", "a file"])
+def test_explicit_root_is_authoritative(tmp_path, monkeypatch, fixture_root, make):
+    """A valid $FUSIONLAB_DATA, a cached copy and a download are all available; none is used."""
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path))  # holds camvid/ = fixture_root
+    write_fixture(cache_dir() / "camvid", seed=2)
+    monkeypatch.setattr(camvid_module, "download_camvid",
+                        lambda *a, **k: pytest.fail("downloaded despite an explicit root"))
+    given = tmp_path / "given"
+    if make == "empty folder":
+        given.mkdir()
+    elif make == "a file":
+        given.write_text("")
+    lacks = {"missing": "does not exist", "empty folder": "lacks train.txt, val.txt, test.txt",
+             "a file": "is not a folder"}[make]
+    with pytest.raises(DataNotFoundError, match=f"{given}'? {lacks}"):
+        CamVid("train", root=given)
+    with pytest.raises(DataNotFoundError, match=str(given)):
+        CamVid.find_root(given, download=True)
 
 
 def test_offline_error_names_every_place(tmp_path, monkeypatch):
@@ -141,12 +234,84 @@ def test_offline_error_names_every_place(tmp_path, monkeypatch):
         raise OSError("Name or service not known")
     monkeypatch.setattr(camvid_module.urllib.request, "urlopen", offline)
     with pytest.raises(DataNotFoundError) as err:
-        CamVid("train", root=tmp_path / "given")
+        CamVid("train")
     text = str(err.value)
-    for place in (tmp_path / "given", tmp_path / "nothing" / "camvid", cache_dir() / "camvid"):
+    for place in (tmp_path / "nothing" / "camvid", cache_dir() / "camvid"):
         assert str(place) in text
     assert "Name or service not known" in text and "FUSIONLAB_DATA" in text
     assert not (cache_dir() / "camvid").exists()
+
+
+def test_empty_list_file_is_named(fixture_root):
+    (fixture_root / "val.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match=r"val\.txt lists no image pairs"):
+        CamVid("val", root=fixture_root, download=False)
+
+
+def test_eval_masks_hold_the_native_labels(fixture_root):
+    val = CamVid("val", size=(12, 16), root=fixture_root, download=False)
+    assert val.eval_size == (24, 32)
+    for i in range(len(val)):
+        raw = cv2.imread(str(fixture_root / "valannot" / f"0001TP_val_{i:03d}.png"),
+                         cv2.IMREAD_UNCHANGED)
+        sample = val[i]
+        assert sample["eval_mask"].dtype == torch.int64 and sample["mask"].shape == (12, 16)
+        assert np.array_equal(sample["eval_mask"].numpy(), np.where(raw == 11, 255, raw))
+    # the native labels come from the cache too: no PNG is decoded the second time
+    real_imread = cv2.imread
+    cv2.imread = lambda *a, **k: pytest.fail("decoded a PNG although a cache exists")
+    try:
+        again = CamVid("val", size=(12, 16), root=fixture_root, download=False)
+    finally:
+        cv2.imread = real_imread
+    assert np.array_equal(again.eval_masks, val.eval_masks)
+    batch = next(iter(torch.utils.data.DataLoader(val, batch_size=2)))
+    assert batch["eval_mask"].shape == (2, 24, 32) and batch["mask"].shape == (2, 12, 16)
+
+
+def test_no_eval_mask_where_labels_are_not_resized_or_are_augmented(fixture_root):
+    native = CamVid("val", root=fixture_root, download=False)
+    same = CamVid("val", size=(24, 32), root=fixture_root, download=False)
+    train = CamVid("train", size=(12, 16), root=fixture_root, download=False, augment=True)
+    off = CamVid("val", size=(12, 16), root=fixture_root, download=False, native_eval=False)
+    for ds, eval_size in ((native, (24, 32)), (same, (24, 32)), (train, (12, 16)),
+                          (off, (12, 16))):
+        assert "eval_mask" not in ds[0] and ds.eval_size == eval_size
+    synthetic = SyntheticScenes(2, (40, 48))
+    assert "eval_mask" not in synthetic[0] and synthetic.eval_size == (40, 48)
+
+
+def test_array_dataset_refuses_bad_arrays():
+    images, masks = np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(TypeError, match="images.*uint8.*float64"):
+        ArraySegmentation(images.astype(np.float64), masks)
+    with pytest.raises(TypeError, match="masks.*uint8.*int64"):
+        ArraySegmentation(images, masks.astype(np.int64))
+    with pytest.raises(TypeError, match="masks.*Tensor"):
+        ArraySegmentation(images, torch.zeros(2, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\(2, 8, 8, 3\) and \(2, 8, 9\)"):
+        ArraySegmentation(images, np.zeros((2, 8, 9), np.uint8))
+    with pytest.raises(ValueError, match=r"masks must have shape \(N, H, W\), got \(2, 8\)"):
+        ArraySegmentation(images, np.zeros((2, 8), np.uint8))
+    with pytest.raises(ValueError, match="N >= 1"):
+        ArraySegmentation(images[:0], masks[:0])
+    with pytest.raises(ValueError, match="one eval mask per image"):
+        ArraySegmentation(images, masks, eval_masks=np.zeros((3, 9, 9), np.uint8))
+    with pytest.raises(ValueError, match="augment"):
+        ArraySegmentation(images, masks, augment=True, eval_masks=np.zeros((2, 9, 9), np.uint8))
+
+
+def test_images_are_always_finite(fixture_root):
+    """A NaN pixel would poison BatchNorm's running statistics: images are uint8 only."""
+    with pytest.raises(TypeError, match="float32"):
+        ArraySegmentation(np.full((1, 4, 4, 3), np.nan, np.float32), np.zeros((1, 4, 4), np.uint8))
+    torch.manual_seed(0)
+    datasets = [CamVid("train", size=(12, 16), root=fixture_root, download=False, augment=True),
+                CamVid("val", root=fixture_root, download=False),
+                SyntheticScenes(3, (40, 48), augment=True), SyntheticScenes(3, (40, 48))]
+    for ds in datasets:
+        for i in range(len(ds)):
+            assert torch.isfinite(ds[i]["image"]).all()
 
 
 def test_augmentation_keeps_size_and_pairs():
@@ -160,7 +325,9 @@ def test_augmentation_keeps_size_and_pairs():
         assert im.shape == (20, 30, 3) and m.shape == (20, 30)
         padded = m == IGNORE_INDEX
         assert (im[padded] == 0).all()
-        assert ((im[~padded][:, 0] > 100) == (m[~padded] == 3)).all()
+        # labels follow the image's centre-aligned resampling; a pixel half on each side
+        # (value 100) takes the label of the later side
+        assert ((im[~padded][:, 0] >= 100) == (m[~padded] == 3)).all()
 
 
 def test_resize_pair_interpolation():
@@ -180,8 +347,9 @@ def test_synthetic_scenes_deterministic_and_labelled():
     present = set(np.unique(many.masks).tolist())
     assert present == set(range(11))  # every class, thin ones included
     assert many[0]["image"].shape == (3, 96, 128)
-    with pytest.raises(ValueError, match="size"):
-        SyntheticScenes(2, (16, 64))
+    for size in ((16, 64), 64, (48.0, 64)):
+        with pytest.raises(ValueError, match="size"):
+            SyntheticScenes(2, size)
 
 
 @pytest.mark.skipif(real_camvid() is None, reason="FUSIONLAB_DATA has no camvid/")
@@ -195,6 +363,12 @@ def test_real_camvid():
     freq = ds.class_frequencies()
     assert freq.sum() == pytest.approx(1.0)
     assert freq[CamVid.CLASSES.index("Road")] > 10 * freq[CamVid.CLASSES.index("Pole")]
+    # evaluation labels: the files' own labels at their own size, void -> 255
+    val = CamVid("val", size=(90, 120), download=False)
+    raw = cv2.imread(str(val.root / "valannot" / f"{val.names[7]}.png"), cv2.IMREAD_UNCHANGED)
+    assert val.eval_size == raw.shape and val[7]["mask"].shape == (90, 120)
+    assert np.array_equal(val[7]["eval_mask"].numpy(), np.where(raw == 11, IGNORE_INDEX, raw))
+    assert all(torch.isfinite(val[i]["image"]).all() for i in range(0, 101, 10))
 
 
 def _segnet_archive(tmp_path, counts) -> Path:

@@ -1,4 +1,7 @@
-"""Datasets: real CamVid, procedural SyntheticScenes, augmentation and border targets."""
+"""Datasets: real CamVid, procedural SyntheticScenes, resizing and augmentation.
+
+Boundaries and border targets from label maps live in ``fusionlab.boundaries``.
+"""
 
 from fusionlab.datasets.camvid import CamVid, DataNotFoundError, IMAGENET_MEAN, IMAGENET_STD
 from fusionlab.datasets.synthetic import SyntheticScenes

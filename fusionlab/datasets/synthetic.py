@@ -34,11 +34,14 @@ class SyntheticScenes(ArraySegmentation):
         seed: the random seed.
         augment: as in ``CamVid``.
 
+    Scenes are drawn at ``size``, so their labels are never resized: samples carry no
+    ``"eval_mask"`` and ``eval_size`` is ``size``.
+
     Shape:
         ``ds[i]["image"]`` float32 (3, H, W), ``ds[i]["mask"]`` int64 (H, W), labels 0..10.
 
     Raises:
-        ValueError: ``n < 1`` or a size below 32 pixels.
+        ValueError: ``n`` not an integer >= 1, or ``size`` not two integers >= 32 pixels.
     """
 
     CLASSES = CamVid.CLASSES
@@ -47,10 +50,11 @@ class SyntheticScenes(ArraySegmentation):
 
     def __init__(self, n: int = 64, size: tuple[int, int] = (96, 128), seed: int = 0,
                  augment: bool = False):
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        if len(tuple(size)) != 2 or min(size) < 32:
-            raise ValueError(f"size must be (H, W) with both at least 32, got {size!r}")
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        if (not isinstance(size, (tuple, list)) or len(size) != 2
+                or any(not isinstance(s, (int, np.integer)) or s < 32 for s in size)):
+            raise ValueError(f"size must be (H, W) with integers >= 32, got {size!r}")
         self.size, self.seed = (int(size[0]), int(size[1])), seed
         scenes = [render_scene(self.size, np.random.default_rng([seed, i])) for i in range(n)]
         images = np.stack([s[0] for s in scenes])  # (n, H, W, 3)
