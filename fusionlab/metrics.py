@@ -25,7 +25,7 @@ class SegmentationMetrics:
     and counts.
 
     **Boundary F-score** (Csurka, Larlus, Perronnin, "What is a good evaluation measure for
-    semantic segmentation?", BMVC 2013, Sec. 4; empty-set rules of the DAVIS benchmark's
+    semantic segmentation?", BMVC 2013; empty-set rules of the DAVIS benchmark's
     ``f_measure``, Perazzi et al., CVPR 2016). Pixels whose target is ignored are removed from
     prediction and target alike. Per image and per class c:
 
@@ -65,9 +65,10 @@ class SegmentationMetrics:
             (N, H, W) (they would be truncated: pass ``scores.argmax(1)`` or the scores).
 
     Differences from the paper:
-        Csurka et al. measure distances in pixels of the full image; DAVIS rounds the
-        tolerance up to a disk of radius ceil(theta). Here the matching is exact: a pixel
-        matches when its Euclidean distance is at most theta (a dilation by ``disk(theta)``).
+        None in the definition. The matching is exact: a boundary pixel matches when its
+        Euclidean distance to the other boundary is at most theta (a dilation by
+        ``disk(theta)``). DAVIS's ``f_measure`` rounds theta up to a disk of radius
+        ceil(theta), which would turn the 1.5 px at 120 x 160 into 2 px.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,

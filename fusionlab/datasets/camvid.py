@@ -81,6 +81,10 @@ class CamVid(ArraySegmentation):
         native_eval: keep the native labels for evaluation (see above); only used with
             ``size`` and without ``augment``.
 
+    Attributes:
+        root: the folder read. names: the image file stems, in list order. native_sizes: each
+        file's (H0, W0) in pixels. eval_masks: uint8 (N, H0, W0) native labels or ``None``.
+
     Shape:
         ``ds[i]["image"]`` float32 (3, H, W), ImageNet-normalised; ``ds[i]["mask"]`` int64
         (H, W) with labels 0..10 and 255 (``IGNORE_INDEX``) for void; ``ds[i]["eval_mask"]``
