@@ -1,14 +1,18 @@
-import json
+import os
+import stat
 
 import pytest
 import torch
 
+import fusionlab.train as train_module
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments import (PROFILES, format_table, get_profile, load_data, merge_results,
-                                   paired_gain, run_experiment, summarise)
-from fusionlab.models import FPN
-from fusionlab.train import TrainConfig, load_checkpoint, seed_everything, train
+from fusionlab.losses import AuxLoss, focal_loss
+from fusionlab.models import FPN, SegOutput
+from fusionlab.models.base import SegmentationModel
+from fusionlab.train import (SpeedMode, TrainConfig, TrainingDiverged, choose_speed_mode,
+                             evaluate, evaluate_outputs, load_checkpoint, load_model_weights,
+                             seed_everything, train)
 
 
 def tiny_model(seed=0):
@@ -97,92 +101,8 @@ def test_bad_optimizer(data):
         train(tiny_model(), data[0], None, config(optimizer="rmsprop"))
 
 
-def test_profiles(monkeypatch):
-    monkeypatch.setenv("FUSIONLAB_PROFILE", "smoke")
-    assert get_profile().name == "smoke"
-    assert get_profile("cpu") is PROFILES["cpu"]
-    monkeypatch.setenv("FUSIONLAB_PROFILE", "laptop")
-    with pytest.raises(ValueError, match="laptop"):
-        get_profile()
-
-
-def test_summarise():
-    s = summarise([0.5, 0.7, float("nan")])
-    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-4)
-    assert s["n"] == 2 and s["min"] == 0.5 and s["max"] == 0.7
-
-
-def test_experiment_runner_writes_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
-    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
-    out = tmp_path / "fl.json"
-    profile = PROFILES["smoke"]
-    first = run_experiment("fusion-levels", profile, [0], out, variants=["c5", "FPN c4-c5"])
-    assert first["data"] == "SyntheticScenes"
-    assert first["summary"]["c5"]["miou"]["n"] == 1
-    assert set(first["provenance"]) >= {"device", "torch", "commit", "wall_seconds", "seeds"}
-    before = json.loads(out.read_text())["runs"]
-    again = run_experiment("fusion-levels", profile, [0, 1], out, variants=["c5", "FPN c4-c5"])
-    assert again["runs"][:2] == before  # finished runs are kept, not repeated
-    assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
-    with pytest.raises(ValueError, match="experiment"):
-        run_experiment("nothing", profile, [0], out)
-
-
-def test_merge_results_of_parallel_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
-    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
-    profile = PROFILES["smoke"]
-    a = run_experiment("fusion-levels", profile, [0], tmp_path / "a.json", variants=["c5"])
-    b = run_experiment("fusion-levels", profile, [0], tmp_path / "b.json",
-                       variants=["FPN c4-c5"])
-    merged = merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "b.json"],
-                           tmp_path / "all.json")
-    assert merged["runs"] == a["runs"] + b["runs"]
-    assert set(merged["summary"]) == {"c5", "FPN c4-c5"}
-    assert merged["provenance"]["wall_seconds"] == pytest.approx(
-        a["provenance"]["wall_seconds"] + b["provenance"]["wall_seconds"])
-    assert json.loads((tmp_path / "all.json").read_text())["summary"] == merged["summary"]
-    with pytest.raises(ValueError, match="in two files"):
-        merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "a.json"],
-                      tmp_path / "bad.json")
-    with pytest.raises(ValueError, match="exfuse"):
-        merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json")
-
-
-def test_paired_gain_and_table():
-    runs = [{"variant": v, "seed": s, "miou": m, "iou": [m, m / 2]}
-            for v, s, m in [("a", 0, 0.40), ("a", 1, 0.50), ("b", 0, 0.43), ("b", 1, 0.52),
-                            ("c", 0, 0.39), ("c", 1, 0.53)]]
-    results = {"experiment": "toy", "runs": runs, "classes": ["Road", "Pole"],
-               "thin_classes": ["Pole"]}
-    g = paired_gain(results, "a", "b")
-    assert g["gains"] == pytest.approx([0.03, 0.02]) and g["mean"] == pytest.approx(0.025)
-    assert g["same_sign"] and g["seeds"] == [0, 1]
-    mixed = paired_gain(results, "a", "c")
-    assert not mixed["same_sign"] and mixed["mean"] == pytest.approx(0.01)
-    assert paired_gain(results, "a", "b", "thin_iou")["mean"] == pytest.approx(0.0125)
-    with pytest.raises(ValueError, match="'d'"):
-        paired_gain(results, "a", "d")
-    summary = {v: {m: {"mean": 0.5, "std": 0.01} for m in ("miou", "thin_iou", "boundary_f")}
-               | {"seeds": [0, 1]} for v in "abc"}
-    table = format_table({"summary": summary}, variants=["c", "a"])
-    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| c", "| a"]
-
-
-def test_fallback_to_synthetic_scenes_is_announced(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
-    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
-    data = load_data(PROFILES["smoke"])
-    assert data.is_fallback and data.source == "SyntheticScenes"
-    assert len(data.train) == PROFILES["smoke"].train_images
-    banner = data.banner()
-    assert "NOT CamVid's" in banner and str(tmp_path / "none" / "camvid") in banner
-
-
 def test_evaluate_outputs_scores_every_auxiliary_prediction(data):
     from fusionlab.models import ExFuse
-    from fusionlab.train import evaluate, evaluate_outputs
 
     seed_everything(0)
     model = ExFuse(len(SyntheticScenes.CLASSES),
@@ -195,3 +115,269 @@ def test_evaluate_outputs_scores_every_auxiliary_prediction(data):
     assert len({r["pixel_accuracy"] for r in results.values()}) > 1  # six different predictions
     with pytest.raises(ValueError, match="unknown outputs"):
         evaluate_outputs(model, data[1], names=["ss_c1"], progress=False)
+
+
+# ---- configuration ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value,error", [
+    ("steps", 0, ValueError), ("steps", -5, ValueError), ("batch_size", 0, ValueError),
+    ("batch_size", -1, ValueError), ("log_every", 0, ValueError), ("steps", 2.5, TypeError),
+    ("lr", 0.0, ValueError), ("lr", float("nan"), ValueError), ("precision", "fp8", ValueError),
+    ("channels_last", "yes", ValueError)])
+def test_config_refuses_bad_values(field, value, error):
+    with pytest.raises(error, match=field):
+        TrainConfig(**{field: value})
+
+
+# ---- faults -------------------------------------------------------------------------------
+
+def test_diverging_run_stops_at_the_first_non_finite_loss(data):
+    model = tiny_model()
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at step \d+") as err:
+        train(model, data[0], None, config(steps=30, lr=1e6, optimizer="sgd"))
+    assert "no checkpoint was written" in str(err.value) and err.value.step > 1
+
+
+def test_diverging_weights_are_never_saved(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TrainingDiverged, match=r"weights are not finite after step") as err:
+        train(tiny_model(), data[0], None, config(steps=30, lr=1e6, optimizer="sgd",
+                                                  checkpoint=str(ckpt), checkpoint_every=1))
+    kept = load_checkpoint(ckpt)
+    assert kept["step"] == err.value.step - 1
+    assert all(v.isfinite().all() for v in kept["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "sgd"), ("lr", 5e-3), ("momentum", 0.5),
+                                         ("aux_weight", 1.0), ("precision", "fp32")])
+def test_resume_with_another_training_field_names_it(data, tmp_path, field, value):
+    ckpt = tmp_path / "run.pt"
+    train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
+    with pytest.raises(ValueError, match=f"{field}=.*this run has {field}={value!r}"):
+        train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt),
+                                                  **{field: value}))
+
+
+def test_checkpoint_folder_fails_before_training(data, tmp_path):
+    never = Interrupting(data[0], 0)  # loading any sample would raise KeyboardInterrupt
+    with pytest.raises(ValueError, match="is a folder"):
+        train(tiny_model(), never, None, config(checkpoint=str(tmp_path)))
+    assert never.calls == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"step,loss\n1,2.3\n", b"\x80\x02not really"])
+def test_unreadable_checkpoint_names_the_file(data, tmp_path, content):
+    ckpt = tmp_path / "broken.pt"
+    ckpt.write_bytes(content)
+    with pytest.raises(ValueError, match="broken.pt") as err:
+        train(tiny_model(), data[0], None, config(checkpoint=str(ckpt)))
+    assert "unsafe" not in str(err.value) and "weights_only" not in str(err.value)
+    with pytest.raises(ValueError, match="broken.pt"):
+        load_model_weights(tiny_model(), ckpt)
+
+
+def test_checkpoint_of_another_model_gives_a_short_error(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
+    other = FPN(11, ResNetEncoder(blocks=(2, 1, 1, 1), widths=(8, 8, 16, 32)),
+                levels=("c2", "c5"), channels=8)
+    with pytest.raises(ValueError, match=r"\d+ missing keys.*\d+ unexpected keys.*\d+ shapes") \
+            as err:
+        load_model_weights(other, ckpt)
+    assert len(str(err.value)) < 700
+    n_missing = len(set(other.state_dict()) - set(torch.load(ckpt)["model"]))
+    assert f"{n_missing} missing keys" in str(err.value)
+    with pytest.raises(ValueError, match="another model"):
+        train(other, data[0], None, config(steps=2, checkpoint=str(ckpt)))
+
+
+def test_batch_of_one_at_a_small_size_suggests_a_larger_batch(data):
+    with pytest.raises(ValueError, match=r"step 1: BatchNorm.*batch_size >= 2"):
+        train(tiny_model(), SyntheticScenes(2, (32, 32)), None, config(batch_size=1))
+
+
+class Altered(torch.utils.data.Dataset):
+    """``dataset`` with ``change(i, sample)`` applied to every sample."""
+
+    def __init__(self, dataset, change):
+        self.dataset, self.change = dataset, change
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.change(i, dict(self.dataset[i]))
+
+
+def test_images_smaller_than_the_output_stride(data):
+    small = Altered(data[0], lambda i, s: {"image": s["image"][:, :16, :20],
+                                           "mask": s["mask"][:16, :20]})
+    with pytest.raises(ValueError, match=r"16 x 20 .*output stride of 32"):
+        train(tiny_model(), small, None, config())
+
+
+def test_float64_images(data):
+    double = Altered(data[0], lambda i, s: {**s, "image": s["image"].double()})
+    with pytest.raises(TypeError, match="float32, got torch.float64"):
+        train(tiny_model(), double, None, config())
+
+
+def test_one_nan_pixel_is_refused_before_batchnorm_sees_it(data):
+    def poison(i, sample):
+        if i == 5:
+            sample["image"] = sample["image"].clone()
+            sample["image"][1, 7, 9] = float("nan")
+        return sample
+
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"step \d+: .*dataset indices \[5\].*NaN") as err:
+        train(model, Altered(data[0], poison), None, config(steps=12))
+    assert "batch positions" in str(err.value)
+    assert all(b.isfinite().all() for b in model.buffers() if b.is_floating_point())
+
+
+def test_logged_loss_after_resume_with_uneven_intervals(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    full = train(tiny_model(), data[0], None, config(steps=8, log_every=4))
+    with pytest.raises(KeyboardInterrupt):
+        # checkpoints at steps 3 and 6; the 15th sample is in step 8
+        train(tiny_model(), Interrupting(data[0], 14), None,
+              config(steps=8, log_every=4, checkpoint=str(ckpt), checkpoint_every=3))
+    assert load_checkpoint(ckpt)["step"] == 6
+    resumed = train(tiny_model(), data[0], None,
+                    config(steps=8, log_every=4, checkpoint=str(ckpt), checkpoint_every=3))
+    assert [h["step"] for h in resumed.history] == [4, 8]
+    assert [h["loss"] for h in resumed.history] == pytest.approx(
+        [h["loss"] for h in full.history], abs=1e-6)
+
+
+def test_checkpoint_mode_follows_the_umask(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    old = os.umask(0o022)
+    try:
+        train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(ckpt.stat().st_mode) == 0o644
+
+
+# ---- the speed mode -----------------------------------------------------------------------
+
+def test_choose_speed_mode(monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    onednn = torch.backends.mkldnn.is_available() and \
+        torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    assert choose_speed_mode("cpu") == SpeedMode("cpu", "bf16", onednn)
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert choose_speed_mode("cpu").precision == "fp32"
+    assert choose_speed_mode("cpu", "bf16", False) == SpeedMode("cpu", "bf16", False)
+    assert choose_speed_mode("cuda") == SpeedMode("cuda", "fp16", False)
+    assert SpeedMode("cuda", "fp16", False).grad_scaling
+    assert not SpeedMode("cpu", "bf16", True).grad_scaling
+    with pytest.raises(ValueError, match="CUDA only"):
+        choose_speed_mode("cpu", "fp16")
+
+
+class Recording(SegmentationModel):
+    """A two-layer model that records the autocast state of each call, with a 1-channel
+    auxiliary output "edge" that declares its own loss."""
+
+    def __init__(self, edge_weight=0.5):
+        super().__init__(2, torch.nn.Identity())
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+        self.edge = torch.nn.Conv2d(3, 1, 1)
+        self.edge_weight, self.seen, self.edge_calls = edge_weight, [], 0
+
+    def forward(self, images):
+        autocast = torch.is_autocast_enabled("cpu")
+        self.seen.append((autocast and torch.get_autocast_dtype("cpu"),
+                          images.is_contiguous(memory_format=torch.channels_last)))
+        return SegOutput(self.conv(images), {"edge": self.edge(images)})  # (N, 2 | 1, H, W)
+
+    def aux_losses(self):
+        def edge_loss(logits, labels):
+            self.edge_calls += 1
+            return focal_loss(logits, labels)
+        return {"edge": AuxLoss(self.edge_weight, edge_loss)}
+
+
+def two_class(dataset):
+    return Altered(dataset, lambda i, s: {**s, "mask": (s["mask"] > 3).long()})
+
+
+@pytest.mark.parametrize("precision,channels_last", [("bf16", True), ("fp32", False)])
+def test_training_and_evaluation_use_the_speed_mode(data, precision, channels_last):
+    model = Recording()
+    result = train(model, two_class(data[0]), two_class(data[1]),
+                   config(steps=3, precision=precision, channels_last=channels_last))
+    assert result.speed == {"device": "cpu", "precision": precision,
+                            "channels_last": channels_last}
+    assert len(model.seen) == 3 + 1  # 3 steps, 1 evaluation batch
+    assert set(model.seen) == {(precision == "bf16" and torch.bfloat16, channels_last)}
+    assert model.conv.weight.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert model.edge_calls == 3  # the model's own auxiliary loss was used at every step
+    assert "edge" not in evaluate_outputs(model, two_class(data[1]), progress=False)
+    with pytest.raises(ValueError, match=r"'edge': 1"):
+        evaluate_outputs(model, two_class(data[1]), names=["edge"], progress=False)
+
+
+def test_declared_aux_weight_zero_is_not_computed(data):
+    model = Recording(edge_weight=0.0)
+    train(model, two_class(data[0]), None, config(steps=2))
+    assert model.edge_calls == 0
+
+
+# ---- evaluation at the stored resolution --------------------------------------------------
+
+class SignModel(SegmentationModel):
+    """Class 1 where the first image channel is positive: logits (-x, x)."""
+
+    def __init__(self):
+        super().__init__(2, torch.nn.Identity())
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        x = images[:, :1]  # (N, 1, H, W)
+        return SegOutput(torch.cat([-x, x], 1))  # (N, 2, H, W)
+
+
+class StoredResolution(torch.utils.data.Dataset):
+    """One 4 x 4 image whose columns hold -1, -1, 0.2, 3; its labels at the training size
+    (class 1 in column 3) and at the stored size 8 x 8 (class 1 in columns 5-7)."""
+
+    def __init__(self, with_eval_mask):
+        self.with_eval_mask = with_eval_mask
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        image = torch.tensor([-1.0, -1.0, 0.2, 3.0]).expand(3, 4, 4).clone()
+        mask = torch.zeros(4, 4, dtype=torch.long)
+        mask[:, 3] = 1
+        sample = {"image": image, "mask": mask}
+        if self.with_eval_mask:
+            sample["eval_mask"] = torch.zeros(8, 8, dtype=torch.long)
+            sample["eval_mask"][:, 5:] = 1
+        return sample
+
+
+def test_evaluation_at_the_stored_resolution():
+    # Bilinear upsampling (align_corners=False) of the columns -1, -1, 0.2, 3 to 8 columns
+    # samples source x = j / 2 - 0.25: column 4 -> -1 + 0.75 * 1.2 = -0.1 (class 0), column
+    # 5 -> 0.2 + 0.25 * 2.8 = 0.9 (class 1): the prediction matches the stored labels exactly.
+    # (Nearest upsampling would predict class 1 from column 4 on.)
+    stored = evaluate(SignModel(), StoredResolution(True), progress=False)
+    assert stored["eval_size"] == (8, 8)
+    assert stored["miou"] == 1.0 and stored["pixel_accuracy"] == 1.0
+    # at the training size: prediction columns 2-3 vs label column 3
+    small = evaluate(SignModel(), StoredResolution(False), progress=False)
+    assert small["eval_size"] == (4, 4)
+    assert small["iou"] == pytest.approx([2 / 3, 1 / 2])
+
+
+def test_evaluation_refuses_mixed_label_sizes():
+    mixed = torch.utils.data.ConcatDataset([StoredResolution(True), StoredResolution(False)])
+    with pytest.raises(ValueError, match=r"several sizes \[\(4, 4\), \(8, 8\)\]"):
+        evaluate(SignModel(), mixed, batch_size=2, progress=False)
