@@ -72,8 +72,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     alpha_t = alpha where the target is 1, p_t = 1 - p and alpha_t = 1 - alpha where it is 0.
     DFN (Yu et al., CVPR 2018, Sec. 3.2, Eq. 3) puts it on the Border Network's outputs;
     alpha = 0.25, gamma = 2 are the values of DFN's official code (the paper does not give
-    them). log(p_t) is computed as logsigmoid(+-logit) and 1 - p_t as sigmoid(-+logit), so
-    the loss stays finite and exact for large logits. With gamma = 0 it is the alpha-weighted
+    them). log(p_t) is computed as logsigmoid(+-logit) and (1 - p_t)^gamma as
+    exp(gamma * logsigmoid(-+logit)), so the loss and its gradient stay finite for large
+    logits and any gamma >= 0. With gamma = 0 it is the alpha-weighted
     binary cross-entropy. Positive, and falls as p_t rises.
 
     Args:
@@ -123,9 +124,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     positive = target[valid] == 1  # (P,) over the labelled pixels
     signed = torch.where(positive, logits.float()[valid], -logits.float()[valid])  # (P,)
     log_pt = F.logsigmoid(signed)
-    one_minus_pt = torch.sigmoid(-signed)
+    modulating = torch.exp(gamma * F.logsigmoid(-signed))  # (1 - p_t)^gamma, finite gradient
     alpha_t = torch.where(positive, alpha, 1 - alpha)
-    return -(alpha_t * one_minus_pt ** gamma * log_pt).mean()
+    return -(alpha_t * modulating * log_pt).mean()
 
 
 class AuxLoss(NamedTuple):

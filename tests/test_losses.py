@@ -81,6 +81,16 @@ def test_focal_loss_gradient_sign_and_stability():
     assert far.item() == pytest.approx(0.75 * 50, rel=1e-6)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
+def test_focal_loss_gradient_is_finite_for_saturated_logits(gamma):
+    # (1 - p_t)^gamma has an infinite derivative at p_t = 1 for gamma < 1 if taken literally
+    x = torch.tensor([[[100.0, -100.0, 0.0]]], requires_grad=True)
+    loss = focal_loss(x, torch.tensor([[[1, 0, 1]]]), gamma=gamma)
+    loss.backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0, 0, 2] < 0
+    assert loss.item() == pytest.approx(focal_by_hand(0.0, 1, gamma=gamma) / 3, rel=1e-5)
+
+
 def test_focal_loss_bad_input():
     with pytest.raises(ValueError, match=r"one border channel.*\(1, 2, 3, 3\)"):
         focal_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, dtype=torch.long))
