@@ -144,10 +144,20 @@ class SpeedMode:
         """``torch.channels_last`` or ``torch.contiguous_format``."""
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """``torch.bfloat16`` or ``torch.float16``; ``None`` for fp32 (no autocast)."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    @property
+    def name(self) -> str:
+        """A short label for tables, e.g. ``"fp32"`` or ``"channels_last+bf16"``."""
+        return "+".join((["channels_last"] if self.channels_last else []) + [self.precision])
+
     def autocast(self) -> AbstractContextManager:
         """``torch.autocast`` for this mode (disabled for fp32)."""
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device, dtype=dtype, enabled=self.precision != "fp32")
+        return torch.autocast(self.device, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
 
     def as_dict(self) -> dict:
         """Plain values for results files: ``{"device", "precision", "channels_last"}``."""

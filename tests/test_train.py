@@ -274,6 +274,10 @@ def test_choose_speed_mode(monkeypatch):
     assert choose_speed_mode("cuda") == SpeedMode("cuda", "fp16", False)
     assert SpeedMode("cuda", "fp16", False).grad_scaling
     assert not SpeedMode("cpu", "bf16", True).grad_scaling
+    assert SpeedMode("cpu", "bf16", True).name == "channels_last+bf16"
+    assert SpeedMode("cpu", "fp32", False).name == "fp32"
+    assert SpeedMode("cpu", "fp32", False).autocast_dtype is None
+    assert SpeedMode("cuda", "fp16", False).autocast_dtype == torch.float16
     with pytest.raises(ValueError, match="CUDA only"):
         choose_speed_mode("cpu", "fp16")
 
