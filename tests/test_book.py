@@ -1,15 +1,29 @@
-"""The book's sources: clean notebooks, one repository address, a table of contents that
-lists every chapter."""
+"""The book's sources: clean notebooks, one repository address, an install cell that finds this
+library and not a namesake, formulas in LaTeX, hidden set-up cells, collapsible answers, a
+summary per chapter, an intro that links what it promises, and a configuration that serves
+everything from the book itself."""
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
 CHAPTERS = sorted((BOOK / "chapters").glob("*.ipynb"))
+CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
+DISTRIBUTION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell):
+    return "".join(cell["source"])
 
 
 def test_every_chapter_is_in_the_toc():
@@ -18,20 +32,114 @@ def test_every_chapter_is_in_the_toc():
     assert listed == {f"chapters/{p.stem}" for p in CHAPTERS}
 
 
+def test_distribution_name_is_not_the_namesakes():
+    # "fusionlab" on the package index is an unrelated project; the import name stays.
+    assert DISTRIBUTION != "fusionlab" and DISTRIBUTION.startswith("fusionlab")
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_is_clean_and_uses_the_one_repository_address(path):
-    url = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
-    nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    url = CONFIG["repository"]["url"]
+    cells = _cells(path)
+    code = [c for c in cells if c["cell_type"] == "code"]
     stored = [i for i, c in enumerate(code) if c["outputs"] and
               "nbval-check-output" not in c["metadata"].get("tags", [])]
     assert stored == [], f"code cells {stored} of {path.name} are committed with outputs"
-    first = "".join(nb["cells"][0]["source"])
+    first = _source(cells[0])
     owner_repo = url.removeprefix("https://github.com/")
     colab = f"colab.research.google.com/github/{owner_repo}/blob/main/book/chapters/{path.name}"
-    assert colab in first, f"{path.name} must open with a Colab badge for {colab}"
-    install = "".join(code[0]["source"])
-    assert "find_spec(\"fusionlab\") is None" in install and f"git+{url}" in install
-    text = "\n".join("".join(c["source"]) for c in nb["cells"])
+    assert colab in first, f"{path.name} must open with a link to {colab}"
+    # a badge would be an image from another host: missing offline, and a request the
+    # browser test refuses
+    assert "colab-badge" not in first
+    text = "\n".join(_source(c) for c in cells)
     addresses = set(re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+)", text))
     assert addresses == {owner_repo}, f"repository addresses other than {url}: {addresses}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_install_cell_checks_for_this_distribution_and_is_hidden(path):
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    install = _source(code[0])
+    url = CONFIG["repository"]["url"]
+    assert f'distribution("{DISTRIBUTION}")' in install
+    assert f'"{DISTRIBUTION}[book] @ git+{url}"' in install
+    # the module found must come from this distribution, not from a namesake
+    assert f'"{DISTRIBUTION}" in importlib.metadata.packages_distributions()' in install
+    assert "remove-cell" in code[0]["metadata"].get("tags", [])
+    setup = code[1]
+    assert "import" in _source(setup) and "use_book_style()" in _source(setup)
+    assert {"hide-input", "remove-cell"} & set(setup["metadata"].get("tags", []))
+
+
+def _prose(markdown: str) -> str:
+    """Markdown without its formulas, code spans, code blocks and links."""
+    for pattern in (r"```.*?```", r"\$\$.*?\$\$", r"\$[^$\n]+\$", r"`[^`\n]*`",
+                    r"\]\([^)]*\)"):
+        markdown = re.sub(pattern, " ", markdown, flags=re.S)
+    return markdown
+
+
+PLAIN_MATH = re.compile(r"_\{|\^\{|[Σ∑Π∏⌊⌋²·]|\b[a-z]_[a-z0-9]\b")
+
+
+@pytest.mark.parametrize("path", [*CHAPTERS, BOOK / "intro.md"], ids=lambda p: p.name)
+def test_formulas_are_latex_not_plain_text(path):
+    if path.suffix == ".md":
+        texts = [path.read_text()]
+    else:
+        texts = [_source(c) for c in _cells(path) if c["cell_type"] == "markdown"]
+    found = [m.group(0) for t in texts for m in PLAIN_MATH.finditer(_prose(t))]
+    assert found == [], f"{path.name}: plain-text maths {found[:10]} (write it as $...$)"
+    assert any("$" in t for t in texts), f"{path.name} has no LaTeX formula"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_answers_are_collapsible_and_the_chapter_ends_with_a_summary(path):
+    cells = _cells(path)
+    questions = [_source(c) for c in cells if c["cell_type"] == "markdown"
+                 and "Check your understanding" in _source(c)]
+    assert questions, f"{path.name} has no check of understanding"
+    for q in questions:
+        assert ":::{dropdown}" in q, f"an answer in {path.name} is not collapsible: {q[:80]}"
+    last = cells[-1]
+    assert last["cell_type"] == "markdown" and _source(last).startswith("## Summary")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_table_building_cells_show_their_table_not_their_code(path):
+    for cell in _cells(path):
+        if cell["cell_type"] == "code" and "display(Markdown(" in _source(cell):
+            tags = set(cell["metadata"].get("tags", []))
+            assert tags & {"hide-input", "remove-input"}, _source(cell)[:80]
+
+
+def test_intro_links_the_chapters_papers_licence_and_citation():
+    intro = (BOOK / "intro.md").read_text()
+    for arxiv in ("1804.03821", "1904.01803", "1804.09337", "1903.02120"):
+        assert f"https://arxiv.org/abs/{arxiv}" in intro
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in intro
+    assert intro.count("in preparation") >= 3
+    assert "MIT" in intro and "@misc{" in intro and CONFIG["repository"]["url"] in intro
+
+
+def test_the_book_serves_its_own_javascript():
+    sphinx = CONFIG["sphinx"]["config"]
+    assert sphinx["nb_render_markdown_format"] == "myst"
+    extensions = set(CONFIG["parse"]["myst_enable_extensions"])
+    assert {"dollarmath", "amsmath", "colon_fence"} <= extensions
+    assert sphinx["html_extra_path"] == ["_extra"]
+    # paths are relative to the built _static folder; the files come from `make vendor`
+    scripts = [sphinx["mathjax_path"], *sphinx["nb_ipywidgets_js"]]
+    for script in scripts:
+        assert "://" not in script and script.startswith(("../vendor/", "../widgets/")), script
+        if script.startswith("../widgets/"):   # ours, in git; ../vendor/ is fetched
+            assert (BOOK / "_extra" / script.removeprefix("../")).is_file(), script
+    makefile = (ROOT / "Makefile").read_text()
+    for name in ("mathjax/tex-mml-chtml.js", "requirejs/require.js",
+                 "html-manager/embed-amd.js"):
+        assert any(s.endswith(name) for s in scripts), name
+        folder, file = name.split("/")
+        assert f"$(VENDOR)/{folder}" in makefile
+    assert not list((BOOK / "_static").rglob("*.js")), "every .js in _static loads on every page"

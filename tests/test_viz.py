@@ -1,0 +1,195 @@
+"""The book's pictures: error maps, class legends, sliders with a picture for readers without
+JavaScript, figures at the column's width, and schematics whose text is legible and fits."""
+
+import base64
+import itertools
+import re
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.patches import Circle, FancyBboxPatch  # noqa: E402
+
+from fusionlab import IGNORE_INDEX, viz  # noqa: E402
+
+PALETTE = np.array([[255, 0, 0], [0, 128, 0], [0, 0, 255]], np.uint8)
+CLASSES = ["red", "green", "blue"]
+
+
+def test_error_map_marks_wrong_right_and_ignored_pixels():
+    target = np.array([[0, 1], [2, IGNORE_INDEX]])
+    prediction = np.array([[0, 2], [2, 1]])
+    out = viz.error_map(prediction, target)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
+    assert out[0, 0].tolist() == [225, 225, 225]      # right
+    assert out[0, 1].tolist() == [214, 39, 40]        # wrong
+    assert out[1, 0].tolist() == [225, 225, 225]
+    assert out[1, 1].tolist() == [0, 0, 0]            # ignored: neither right nor wrong
+
+
+def test_error_map_rejects_maps_of_different_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 2\).*\(2, 3\)"):
+        viz.error_map(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def test_class_legend_has_one_entry_per_class_in_its_colour():
+    fig, ax = plt.subplots()
+    legend = viz.class_legend(fig, CLASSES, PALETTE)
+    assert [t.get_text() for t in legend.get_texts()] == CLASSES
+    colours = [h.get_facecolor()[:3] for h in legend.legend_handles]
+    np.testing.assert_allclose(colours, PALETTE / 255)
+    with pytest.raises(ValueError, match="3 classes and 2 colours"):
+        viz.class_legend(ax, CLASSES, PALETTE[:2])
+    plt.close(fig)
+
+
+def test_image_slider_links_every_view_and_falls_back_to_the_first():
+    images = [np.full((4, 6, 3), v, np.uint8) for v in (10, 120, 240)]
+    images[0][1, 2] = (1, 2, 3)   # make the first view distinguishable pixel by pixel
+    slider = viz.image_slider(images, ["a", "b <c>", "d"], description="level")
+    (controls, pictures) = slider.widget.children
+    bar, texts = controls.children
+    assert (bar.min, bar.max, bar.value) == (0, 2, 0)
+    assert len(pictures.children) == 3 and len(texts.children) == 3
+    shown = [cv2.imdecode(np.frombuffer(p.value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+             for p in pictures.children]
+    for got, want in zip(shown, images):
+        np.testing.assert_array_equal(got, want)
+    assert "b &lt;c&gt;" in texts.children[1].value
+    html = slider.fallback_html
+    assert html.startswith("<noscript>") and html.endswith("</noscript>")
+    data = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
+    first = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(first[..., ::-1], images[0])
+
+
+def test_image_slider_needs_one_caption_per_image():
+    with pytest.raises(ValueError, match="2 images and 1 captions"):
+        viz.image_slider([np.zeros((2, 2, 3), np.uint8)] * 2, ["only one"])
+
+
+def test_book_style_makes_figures_of_the_column_width_with_legible_text():
+    with matplotlib.rc_context():
+        viz.use_book_style()
+        fig = plt.figure()
+        assert fig.get_size_inches()[0] * fig.dpi == viz.FIGURE_WIDTH * viz.FIGURE_DPI
+        assert min(matplotlib.rcParams[k] for k in ("font.size", "xtick.labelsize",
+                                                    "ytick.labelsize", "legend.fontsize")) >= 9
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("errors", [False, True])
+def test_prediction_rows_fit_the_column(errors):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (12, 16, 3), dtype=np.uint8) for _ in range(2)]
+    targets = [rng.integers(0, 3, (12, 16)) for _ in range(2)]
+    predictions = {"A": targets, "B": [t[::-1] for t in targets]}
+    fig = viz.prediction_rows(images, targets, predictions, PALETTE, classes=CLASSES,
+                              errors=errors)
+    assert fig.get_size_inches()[0] == pytest.approx(viz.FIGURE_WIDTH)
+    cols = 2 + 2 * (2 if errors else 1)
+    assert len([ax for ax in fig.axes if ax.images]) == 2 * cols
+    titles = [ax.get_title() for ax in fig.axes[:cols]]
+    assert titles[:3] == ["image", "labels", "A"]
+    assert ("A: errors" in titles) == errors
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == CLASSES
+    plt.close(fig)
+
+
+SCHEMATICS = {
+    "baselines": (viz.schematic_baselines, ["FCN: no fusion", "UNet: concatenate", "FPN: add",
+                                            "Up ×32", "two 3×3", "3×3 conv", "C", "+"]),
+    "gcn": (viz.schematic_gcn, ["k×1 conv", "1×k conv", "ReLU", "identity", "+"]),
+    "seb": (viz.schematic_seb, ["×", "$x_3$ (stride 8)", "$x_5$ (stride 32)", "3×3 conv"]),
+    "ecre": (viz.schematic_ecre, ["pixel shuffle r=2", "auxiliary loss vs. labels", "+"]),
+    "dap": (lambda: viz.schematic_dap(3), ["1×1 conv → K·9", "(i, j)", "(0, 0)", "(2, 2)"]),
+}
+
+
+def _extent(artist, renderer):
+    return artist.get_window_extent(renderer)
+
+
+@pytest.mark.parametrize("name", SCHEMATICS)
+def test_schematic_is_legible_and_nothing_overlaps(name):
+    make, expected = SCHEMATICS[name]
+    fig = make()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    width, height = fig.get_size_inches()
+    assert width <= viz.FIGURE_WIDTH
+    texts = [t for t in ax.texts if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= 9
+    labels = [t.get_text() for t in texts]
+    for label in expected:
+        assert label in labels, (label, labels)
+    page = fig.bbox
+    for t in texts:   # every text is inside the figure
+        e = _extent(t, renderer)
+        assert e.x0 >= page.x0 - 1 and e.x1 <= page.x1 + 1, t.get_text()
+        assert e.y0 >= page.y0 - 1 and e.y1 <= page.y1 + 1, t.get_text()
+    for a, b in itertools.combinations(texts, 2):   # no text runs into another
+        assert not _extent(a, renderer).overlaps(_extent(b, renderer)), (a.get_text(),
+                                                                         b.get_text())
+    nodes = [p for p in ax.patches if isinstance(p, (FancyBboxPatch, Circle))]
+    for a, b in itertools.combinations(nodes, 2):   # no box runs into another
+        assert not _extent(a, renderer).overlaps(_extent(b, renderer))
+    for box in (p for p in nodes if isinstance(p, FancyBboxPatch)):   # text fits its box
+        outline = _extent(box, renderer)
+        inside = [t for t in texts if outline.contains(*ax.transData.transform(t.get_position()))]
+        assert len(inside) == 1
+        e = _extent(inside[0], renderer)
+        assert outline.x0 <= e.x0 and e.x1 <= outline.x1, inside[0].get_text()
+    plt.close(fig)
+
+
+def test_dap_schematic_needs_an_odd_window():
+    with pytest.raises(ValueError, match="odd"):
+        viz.schematic_dap(2)
+
+
+def test_diagram_rejects_bad_use():
+    d = viz.Diagram(3, 1)
+    d.box("a", 0.5, 0.5, "a")
+    with pytest.raises(ValueError, match="exists already"):
+        d.box("a", 1.5, 0.5, "again")
+    with pytest.raises(ValueError, match=r"unknown diagram node\(s\) \['b'\]"):
+        d.arrow("a", "b")
+    with pytest.raises(ValueError, match="role"):
+        d.box("c", 2, 0.5, "c", role="cloud")
+    with pytest.raises(ValueError, match="at most 7.0 in wide"):
+        viz.Diagram(viz.FIGURE_WIDTH + 1, 1)
+    plt.close("all")
+
+
+def test_top_channels_are_the_most_active_each_scaled_to_unit_range():
+    f = torch.zeros(4, 3, 5)
+    f[1] = torch.linspace(-2, 2, 15).view(3, 5)   # mean |x| 1.14: the most active
+    f[3] = 0.5 * torch.arange(15.0).view(3, 5) / 14   # mean |x| 0.25
+    f[0, 0, 0] = 1.0                               # mean |x| 0.07
+    order, maps = viz.top_channels(f, n=2)
+    assert order == [1, 3]
+    np.testing.assert_allclose(maps[0], (f[1].numpy() + 2) / 4, atol=1e-6)
+    np.testing.assert_allclose(maps[1], np.arange(15.0).reshape(3, 5) / 14, atol=1e-6)
+
+
+def test_map_panels_share_one_scale_per_group():
+    a, b = np.zeros((4, 4)), np.full((4, 4), 3.0)
+    b[0, 0] = -1.0
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    fig = viz.map_panels([("image", rgb, None), ("a", a, "x"), ("b", b, "x"), ("m", a - 2, "s")],
+                         {"x": {"label": "x"}, "s": {"cmap": "coolwarm", "symmetric": True}})
+    images = {ax.get_title(): ax.images[0] for ax in fig.axes if ax.get_title()}
+    assert images["a"].get_clim() == images["b"].get_clim() == (-1.0, 3.0)
+    assert images["m"].get_clim() == (-2.0, 2.0)
+    assert len(fig.axes) == 4 + 2   # four panels, one colourbar per group
+    assert fig.get_size_inches()[0] == pytest.approx(viz.FIGURE_WIDTH)
+    with pytest.raises(ValueError, match=r"no scale for groups \['y'\]"):
+        viz.map_panels([("a", a, "y")])
+    plt.close("all")
