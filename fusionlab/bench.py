@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from fusionlab.train import SpeedMode, TrainConfig, choose_speed_mode, seed_everything, train
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -53,3 +56,90 @@ def forward_latency(model: torch.nn.Module, size: tuple[int, int], batch: int = 
     model.train(was_training)
     return {"median_s": float(np.median(times)), "min_s": min(times), "max_s": max(times),
             "repeats": repeats}
+
+
+class _FixedBatches(torch.utils.data.Dataset):
+    """``n`` random samples held in memory, so that timing sees no decoding or augmentation."""
+
+    def __init__(self, n: int, size: tuple[int, int], num_classes: int):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(n, 3, *size, generator=g)  # (n, 3, H, W)
+        self.masks = torch.randint(0, num_classes, (n, *size), generator=g)  # (n, H, W)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "mask": self.masks[i], "index": i}
+
+
+def _bare_loop(model: torch.nn.Module, data: _FixedBatches, batch_size: int, steps: int,
+               mode: SpeedMode, lr: float) -> float:
+    """Seconds per step of the plainest PyTorch loop: forward, cross-entropy, backward, AdamW."""
+    model.train()
+    if mode.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    images = data.images[:batch_size]  # (B, 3, H, W)
+    masks = data.masks[:batch_size]  # (B, H, W)
+    if mode.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        with mode.autocast():
+            out = model(images)
+        loss = torch.nn.functional.cross_entropy(out.logits.float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def training_speed(make_model: Callable[[], torch.nn.Module], batch_size: int,
+                   size: tuple[int, int], num_classes: int, steps: int = 20,
+                   warmup: int = 3) -> dict:
+    """Training speed on the CPU: ms per step and images per second of ``fusionlab.train.train``
+    in fp32 and in the automatic speed mode, next to a bare PyTorch loop (forward, loss,
+    backward, AdamW step on one fixed batch) in the same mode.
+
+    Each measurement builds a fresh model with ``make_model`` (seeded), trains ``warmup``
+    steps untimed and takes the median step time of the next ``steps``; the training loop's time
+    per step is its optimisation time over its steps (warm-up run separately).
+
+    Returns:
+        ``{"modes": {mode name: {"train_ms_per_step", "bare_ms_per_step", "images_per_s",
+        "harness_overhead"}}, "batch_size", "size", "speedup"}``: the overhead is train / bare
+        - 1, the speedup fp32 time / automatic mode time (training loop).
+
+    Raises:
+        ValueError: ``steps`` or ``batch_size`` below 1.
+    """
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    data = _FixedBatches(batch_size * max(steps, warmup), size, num_classes)  # one epoch
+    auto = choose_speed_mode(torch.device("cpu"))
+    modes = {"fp32": SpeedMode("cpu", "fp32", False)}
+    if auto != modes["fp32"]:
+        modes[auto.name] = auto
+    report = {}
+    for name, mode in modes.items():
+        cfg = dict(batch_size=batch_size, lr=1e-3, optimizer="adamw", device="cpu",
+                   progress=False, precision=mode.precision, channels_last=mode.channels_last)
+        seed_everything(0)
+        model = make_model()
+        train(model, data, None, TrainConfig(steps=warmup, **cfg))
+        timed = train(model, data, None, TrainConfig(steps=steps, **cfg))
+        train_s = timed.train_seconds / steps
+        seed_everything(0)
+        bare_model = make_model()
+        _bare_loop(bare_model, data, batch_size, warmup, mode, 1e-3)
+        bare_s = _bare_loop(bare_model, data, batch_size, steps, mode, 1e-3)
+        report[name] = {"train_ms_per_step": 1000 * train_s, "bare_ms_per_step": 1000 * bare_s,
+                        "images_per_s": batch_size / train_s,
+                        "harness_overhead": train_s / bare_s - 1}
+    fastest = report[auto.name] if auto.name in report else report["fp32"]
+    return {"modes": report, "batch_size": batch_size, "size": list(size),
+            "threads": torch.get_num_threads(),
+            "speedup": report["fp32"]["train_ms_per_step"] / fastest["train_ms_per_step"]}

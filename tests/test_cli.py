@@ -1,6 +1,8 @@
-"""The command line: bench and train on the smoke profile."""
+"""The command line: bench, train, evaluate and bad arguments, on the smoke profile."""
 
 import json
+
+import pytest
 
 from fusionlab.__main__ import main
 
@@ -12,11 +14,14 @@ def bench(capsys, *args):
 
 def test_bench_counts_the_switched_on_modules(capsys):
     gcn = bench(capsys, "--model", "gcn")
+    plain = bench(capsys, "--model", "exfuse")
     ss = bench(capsys, "--model", "exfuse", "--modules", "ss")
-    none = bench(capsys, "--model", "exfuse", "--modules")
-    assert none["params"] == gcn["params"] and none["gflops"] == gcn["gflops"]
+    assert plain["params"] == gcn["params"] and plain["gflops"] == gcn["gflops"]
     assert ss["params"] > gcn["params"] and ss["gflops"] > gcn["gflops"]
-    assert bench(capsys, "--model", "fpn", "--levels", "c4", "c5")["size"] == [48, 64]
+    two = bench(capsys, "--model", "fpn", "--modules", "levels=c4,c5")
+    four = bench(capsys, "--model", "fpn")
+    assert two["size"] == [48, 64] and two["options"] == {"levels": ["c4", "c5"]}
+    assert two["gflops"] < four["gflops"]
 
 
 def test_train_and_evaluate_from_a_checkpoint(capsys, tmp_path, monkeypatch):
@@ -30,3 +35,23 @@ def test_train_and_evaluate_from_a_checkpoint(capsys, tmp_path, monkeypatch):
     evaluated = capsys.readouterr().out
     line = [x for x in trained.splitlines() if x.startswith("SyntheticScenes val: mIoU")]
     assert line and line[0] in evaluated.splitlines()  # the checkpoint holds the trained model
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--steps", "-5"], "positive"),
+    (["train", "--steps", "0"], "positive"),
+    (["bench", "--model", "fpn", "--modules", "lvls=c5"], "levels"),
+    (["bench", "--model", "exfuse", "--modules", "ss", "ss"], "twice"),
+    (["bench", "--model", "fpm"], "invalid choice"),
+])
+def test_bad_arguments_exit_with_a_message(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--profile", "smoke"] if args[0] == "train" else args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_experiment_list_names_every_variant(capsys):
+    main(["experiment", "list"])
+    out = capsys.readouterr().out
+    assert "fusion-levels:" in out and "'FPN c2-c5': fpn" in out and "exfuse:" in out

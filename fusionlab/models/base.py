@@ -8,7 +8,7 @@ input size, so losses and metrics never have to know the model's output stride.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -30,6 +30,20 @@ class SegOutput:
 
     logits: torch.Tensor
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+HeadFactory = Callable[[int, int], nn.Module]
+"""Builds a prediction head from (in_channels, num_classes); the head maps decoder features
+(N, C, h, w) to class scores (N, K, h', w') at any resolution (``forward`` resizes them)."""
+
+
+def conv1x1_head(in_channels: int, num_classes: int) -> nn.Module:
+    """The default prediction head: a 1x1 convolution C -> K (a per-pixel linear classifier).
+
+    Shape:
+        (N, C, h, w) -> (N, K, h, w).
+    """
+    return nn.Conv2d(in_channels, num_classes, 1)
 
 
 def check_levels(levels: Iterable[str]) -> tuple[str, ...]:

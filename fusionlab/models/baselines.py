@@ -20,7 +20,7 @@ from torch import nn
 
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.layers import ConvBNReLU, upsample_like
-from fusionlab.models.base import SegmentationModel, check_levels
+from fusionlab.models.base import HeadFactory, SegmentationModel, check_levels, conv1x1_head
 
 
 class AddFusion(nn.Module):
@@ -113,10 +113,11 @@ class _TopDownModel(SegmentationModel):
     fusion: FusionFactory
 
     def __init__(self, num_classes: int, encoder: ResNetEncoder,
-                 levels: Iterable[str] = ("c2", "c3", "c4", "c5"), channels: int = 128):
+                 levels: Iterable[str] = ("c2", "c3", "c4", "c5"), channels: int = 128,
+                 head: HeadFactory = conv1x1_head):
         super().__init__(num_classes, encoder)
         self.decoder = TopDownDecoder(encoder.out_channels, levels, channels, type(self).fusion)
-        self.head = nn.Conv2d(channels, num_classes, 1)
+        self.head = head(channels, num_classes)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -137,6 +138,8 @@ class FPN(_TopDownModel):
         encoder: a ``ResNetEncoder``.
         levels: the levels fused (default all four).
         channels: decoder channels (FPN: 256; 128 by default here for CPU budgets).
+        head: builds the prediction head from (channels, K); default a 1x1 convolution.
+            Another head (e.g. DUpsampling's) is a swap, not a subclass.
 
     Shape:
         images (N, 3, H, W) -> ``SegOutput`` logits (N, K, H, W), no auxiliary outputs.
@@ -177,6 +180,7 @@ class FCN(SegmentationModel):
         num_classes: K.
         encoder: a ``ResNetEncoder``.
         channels: channels of the 3x3 convolution before the classifier.
+        head: builds the prediction head from (channels, K); default a 1x1 convolution.
 
     Shape:
         images (N, 3, H, W) -> ``SegOutput`` logits (N, K, H, W).
@@ -186,10 +190,11 @@ class FCN(SegmentationModel):
         learned upsampling.
     """
 
-    def __init__(self, num_classes: int, encoder: ResNetEncoder, channels: int = 128):
+    def __init__(self, num_classes: int, encoder: ResNetEncoder, channels: int = 128,
+                 head: HeadFactory = conv1x1_head):
         super().__init__(num_classes, encoder)
         self.neck = ConvBNReLU(encoder.out_channels["c5"], channels, 3)
-        self.head = nn.Conv2d(channels, num_classes, 1)
+        self.head = head(channels, num_classes)
 
     def decode(self, features):
         return self.head(self.neck(features["c5"])), {}  # (N, K, H/32, W/32)

@@ -1,0 +1,36 @@
+"""Experiments: profiles, data, the model table, runs, results with provenance, statistics
+and the chapters' tables.
+
+- ``profiles``: ``FUSIONLAB_PROFILE`` (smoke, cpu, gpu) and what it sets.
+- ``data``: CamVid for a profile, or the announced SyntheticScenes fallback.
+- ``builders``: the one table of models shared with the command line.
+- ``spec`` and ``ablations/<paper>.py``: each paper's variants and its own numbers.
+- ``runner``, ``store``: train every variant for every seed; results files with provenance.
+- ``stats``: summaries over seeds, gains paired by seed with a 95% Student-t interval.
+- ``report``: the live run, results and gains tables, the provenance line.
+
+Command line::
+
+    python -m fusionlab experiment run fusion-levels --profile cpu --seeds 0 1 2
+"""
+
+from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.builders import (MODELS, BuildContext, Variant, build_model,
+                                            parse_options)
+from fusionlab.experiments.data import Data, load_data
+from fusionlab.experiments.profiles import (PROFILES, Profile, build_encoder, get_profile,
+                                            train_config)
+from fusionlab.experiments.report import (gains_table, live_run, provenance_line,
+                                          results_table)
+from fusionlab.experiments.runner import get_experiment, run_experiment
+from fusionlab.experiments.spec import Experiment, PaperNumber
+from fusionlab.experiments.stats import paired_gain, summarise, t_interval, thin_iou
+from fusionlab.experiments.store import (ResultsConflict, load_results, merge_results,
+                                         read_results, results_path)
+
+__all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
+           "Data", "load_data", "PROFILES", "Profile", "build_encoder", "get_profile",
+           "train_config", "gains_table", "live_run", "provenance_line", "results_table",
+           "get_experiment", "run_experiment", "Experiment", "PaperNumber", "paired_gain",
+           "summarise", "t_interval", "thin_iou", "ResultsConflict", "load_results",
+           "merge_results", "read_results", "results_path"]

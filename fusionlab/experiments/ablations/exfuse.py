@@ -1,0 +1,67 @@
+"""ExFuse (Zhang et al., ECCV 2018) on our scale: its Table 1 (chapter 1) and Tables 3-4
+(chapter 2), with the paper's numbers (PASCAL VOC 2012 val, mIoU %)."""
+
+from __future__ import annotations
+
+from fusionlab.experiments.builders import Variant
+from fusionlab.experiments.spec import Experiment, PaperNumber
+
+_LEVEL_SETS = {"c4-c5": ("c4", "c5"), "c3-c5": ("c3", "c4", "c5"),
+               "c2-c5": ("c2", "c3", "c4", "c5")}
+
+FUSION_LEVELS = Experiment(
+    name="fusion-levels",
+    title="ExFuse's Table 1 on our scale: which encoder levels the decoder fuses",
+    variants={"c5": Variant("fpn", {"levels": ("c5",)}),
+              **{f"{model} {label}": Variant(model.lower(), {"levels": levels})
+                 for model in ("FPN", "UNet") for label, levels in _LEVEL_SETS.items()}},
+    paper={"FPN c2-c5": PaperNumber(
+        0.24, "ExFuse, Table 1, VOC 2012 val, ResNet-50", base="FPN c4-c5",
+        note="the GCN decoder, not FPN; +0.05 with ResNeXt-101")},
+)
+"""With one level there is nothing to fuse and FPN and UNet are the same model, so there is one
+``c5`` variant and three of each fusion type."""
+
+BASE_BLOCKS = (1, 1, 5, 1)
+"""The encoder layout of the ExFuse ablation: most blocks in c4, like ResNeXt's (3, 4, 23, 3),
+so that layer rearrangement has something to balance: (1, 1, 5, 1) -> (2, 2, 2, 2), within 2% of
+the FLOPs (c2, c3 and c5 each gain a block, as in the paper)."""
+
+_SS = {"blocks": BASE_BLOCKS, "ss": "features"}
+_SS_LR = {**_SS, "lr": True}
+_TABLE3 = "ExFuse, Table 3, VOC 2012 val, ResNeXt-101"
+_TABLE4 = "ExFuse, Table 4, VOC 2012 val (on model #3 of Table 3, LR + SS)"
+
+EXFUSE = Experiment(
+    name="exfuse",
+    title="ExFuse's ablation (Table 3, in the paper's order) and ECRE designs (Table 4)",
+    variants={
+        "GCN": Variant("exfuse", {"blocks": BASE_BLOCKS}),
+        "+SS": Variant("exfuse", _SS),
+        "+LR": Variant("exfuse", _SS_LR),
+        "+ECRE": Variant("exfuse", {**_SS_LR, "ecre": "ecre"}),
+        "+SEB": Variant("exfuse", {**_SS_LR, "seb": True}),
+        "+SEB+DAP": Variant("exfuse", {**_SS_LR, "seb": True, "dap": "dap"}),
+        "+SEB+3x3 (control)": Variant("exfuse", {**_SS_LR, "seb": True, "dap": "conv3x3"}),
+        "ExFuse (all)": Variant("exfuse", {**_SS_LR, "seb": True, "dap": "dap", "ecre": "ecre"}),
+        "LR+SS, deconv+supervision": Variant("exfuse", {**_SS_LR, "ecre": "deconv+supervision"}),
+        "LR+SS, sub-pixel only": Variant("exfuse", {**_SS_LR, "ecre": "subpixel"}),
+    },
+    paper={
+        "+SS": PaperNumber(1.5, _TABLE3, base="GCN",
+                           note="SS during ImageNet pretraining, its features fed to the decoder"),
+        "+LR": PaperNumber(0.8, _TABLE3, base="+SS"),
+        "+ECRE": PaperNumber(0.5, _TABLE3, base="+LR"),
+        "+SEB": PaperNumber(0.7, _TABLE3, base="+LR"),
+        "+SEB+DAP": PaperNumber(0.6, _TABLE3, base="+SEB"),
+        "ExFuse (all)": PaperNumber(0.4, _TABLE3, base="+SEB+DAP"),
+        "LR+SS, deconv+supervision": PaperNumber(-0.1, _TABLE4, base="+LR"),
+        "LR+SS, sub-pixel only": PaperNumber(-0.7, _TABLE4, base="+LR"),
+    },
+    headline=("GCN", "ExFuse (all)"),
+)
+"""Semantic supervision feeds its heads' features to the decoder (``ss="features"``), the
+segmentation-time analogue of the setting behind the paper's +1.5. The ladder GCN -> +SS -> +LR, then ECRE and SEB each on LR + SS, DAP on SEB, everything;
+a control that replaces DAP by a plain 3 x 3 convolution (DAP after its 1 x 1 widening is one
+linear 3 x 3 convolution, so the control separates the idea from the added capacity); and
+Table 4's two other ECRE designs. Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``."""

@@ -1,0 +1,55 @@
+"""Command line of the experiments: ``python -m fusionlab experiment {run,merge,list} ...``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.profiles import PROFILES, get_profile
+from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
+from fusionlab.experiments.store import merge_results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` and run, merge or list experiments.
+
+    Raises:
+        SystemExit: bad arguments (argparse's message), or an error of the runner or the store
+            (printed as one line).
+    """
+    parser = argparse.ArgumentParser(prog="python -m fusionlab experiment",
+                                     description="Run a named experiment and store its results "
+                                                 "(book/results/NAME-PROFILE.json).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train every variant for every seed")
+    run.add_argument("name", choices=sorted(EXPERIMENTS))
+    run.add_argument("--profile", choices=sorted(PROFILES), default=None)
+    run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    run.add_argument("--variants", nargs="+", default=None, help="a subset of the variants")
+    run.add_argument("--out", type=Path, default=None, help="results file (default: the book's)")
+    merge = sub.add_parser("merge", help="merge result files of parallel runs")
+    merge.add_argument("name", choices=sorted(EXPERIMENTS))
+    merge.add_argument("files", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
+    sub.add_parser("list", help="list the experiments and their variants")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name, e in EXPERIMENTS.items():
+                print(f"{name}: {e.title}")
+                for label, v in e.variants.items():
+                    print(f"  {label!r}: {v.model} {v.options}")
+            return
+        if args.command == "merge":
+            results = merge_results(args.name, args.files, args.out,
+                                    variant_definitions(get_experiment(args.name)))
+        else:
+            results = run_experiment(args.name, get_profile(args.profile), args.seeds, args.out,
+                                     args.variants)
+    except (ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    for variant, s in results["summary"].items():
+        print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"
+              f"  thin {100 * s['thin_iou']['mean']:5.1f}  boundary F "
+              f"{100 * s['boundary_f']['mean']:5.1f}  ({len(s['seeds'])} seeds)")

@@ -1,0 +1,87 @@
+"""Profiles: how much every experiment and chapter trains.
+
+One switch, ``FUSIONLAB_PROFILE``, picks the profile: ``smoke`` (seconds, for CI and nbval),
+``cpu`` (minutes per model on a 2-core machine) or ``gpu`` (Colab: higher resolution, longer
+schedules, mixed precision). Without it: ``gpu`` when CUDA is available, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+
+from fusionlab.encoders import ResNetEncoder
+from fusionlab.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much an experiment trains.
+
+    Attributes:
+        name: ``smoke``, ``cpu`` or ``gpu``.
+        size: training resolution (H, W) in pixels. Evaluation scores the labels at the
+            dataset copy's stored resolution (the logits are upsampled to it).
+        batch_size, steps, lr, optimizer: training schedule (see ``TrainConfig``).
+        train_images, val_images: subset sizes (``None``: the whole split).
+        blocks, widths: the ``ResNetEncoder`` layout.
+        channels: decoder channels.
+        num_workers: DataLoader workers.
+    """
+
+    name: str
+    size: tuple[int, int]
+    batch_size: int
+    steps: int
+    lr: float
+    optimizer: str
+    train_images: int | None
+    val_images: int | None
+    blocks: tuple[int, ...]
+    widths: tuple[int, ...]
+    channels: int
+    num_workers: int
+
+
+PROFILES = {
+    "smoke": Profile("smoke", (48, 64), 4, 8, 2e-3, "adamw", 16, 8, (2, 2, 2, 2),
+                     (16, 32, 64, 128), 32, 0),
+    "cpu": Profile("cpu", (120, 160), 8, 1200, 2e-3, "adamw", None, None, (2, 2, 2, 2),
+                   (32, 64, 128, 256), 64, 0),
+    "gpu": Profile("gpu", (360, 480), 16, 6000, 2e-3, "adamw", None, None, (2, 2, 2, 2),
+                   (64, 128, 256, 512), 128, 4),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, else ``$FUSIONLAB_PROFILE``, else ``gpu`` with CUDA and ``cpu``
+    without.
+
+    Raises:
+        ValueError: an unknown profile name.
+    """
+    name = name or os.environ.get("FUSIONLAB_PROFILE") or (
+        "gpu" if torch.cuda.is_available() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {name!r} "
+                         "(check FUSIONLAB_PROFILE)")
+    return PROFILES[name]
+
+
+def build_encoder(profile: Profile, blocks: tuple[int, ...] | None = None) -> ResNetEncoder:
+    """The profile's ``ResNetEncoder`` (from scratch); ``blocks`` overrides its layout."""
+    return ResNetEncoder(blocks=blocks or profile.blocks, widths=profile.widths)
+
+
+def train_config(profile: Profile, seed: int = 0, **overrides) -> TrainConfig:
+    """The profile's ``TrainConfig`` for one seed; keyword arguments override fields.
+
+    Raises:
+        TypeError: an override that is not a ``TrainConfig`` field.
+    """
+    cfg = TrainConfig(steps=profile.steps, batch_size=profile.batch_size, lr=profile.lr,
+                      optimizer=profile.optimizer, num_workers=profile.num_workers, seed=seed)
+    return dataclasses.replace(cfg, **overrides)

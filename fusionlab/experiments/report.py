@@ -1,0 +1,127 @@
+"""What the chapters show of experiments: the live run, results tables, paired gains beside the
+paper's numbers, and the provenance line. Chapters call these instead of copying cells.
+
+Tables are Markdown strings (the book renders them as tables); metrics are shown in percent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fusionlab.experiments.builders import BuildContext, Variant, build_model
+from fusionlab.experiments.data import Data
+from fusionlab.experiments.profiles import Profile, train_config
+from fusionlab.experiments.spec import Experiment
+from fusionlab.experiments.stats import CONFIDENCE, paired_gain
+from fusionlab.models.base import SegmentationModel
+from fusionlab.train import TrainResult, seed_everything, train
+
+METRIC_TITLES = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F",
+                 "pixel_accuracy": "pixel accuracy"}
+
+
+@dataclass
+class LiveRun:
+    """One model trained in this build: the model and its ``TrainResult``."""
+
+    model: SegmentationModel
+    result: TrainResult
+
+
+def live_run(variants: dict[str, Variant], data: Data, profile: Profile, seed: int = 0,
+             progress: bool = False) -> dict[str, LiveRun]:
+    """Train each variant once with ``seed`` in ``profile`` (the chapter's live run).
+
+    Raises:
+        ValueError: an unknown model or option (see ``build_model``).
+    """
+    context = BuildContext(len(data.classes), profile, data.train)
+    runs = {}
+    for label, variant in variants.items():
+        seed_everything(seed)
+        model = build_model(variant, context)
+        runs[label] = LiveRun(model, train(model, data.train, data.val,
+                                           train_config(profile, seed, progress=progress)))
+    return runs
+
+
+def _pct(x: float, sign: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def _cell(summary: dict) -> str:
+    text = f"{_pct(summary['mean'])} ± {_pct(summary['std'])}"
+    if summary.get("nan"):
+        text += f" ({summary['nan']} NaN)"
+    return text
+
+
+def results_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
+                  variants: list[str] | None = None) -> str:
+    """Markdown table of stored results: one row per variant (all, or ``variants`` in that
+    order, skipping those not run), mean ± sample std over seeds in percent.
+
+    Raises:
+        KeyError: a metric the summary does not hold.
+    """
+    summary = results["summary"]
+    rows = ["| variant | seeds | " + " | ".join(METRIC_TITLES.get(m, m) + " (%)"
+                                                 for m in metrics) + " |",
+            "|---|---|" + "---|" * len(metrics)]
+    for variant in (variants or list(summary)):
+        if variant not in summary:
+            continue
+        s = summary[variant]
+        rows.append(f"| {variant} | {len(s['seeds'])} | "
+                    + " | ".join(_cell(s[m]) for m in metrics) + " |")
+    return "\n".join(rows)
+
+
+def gains_table(results: dict, experiment: Experiment,
+                pairs: list[tuple[str, str]] | None = None,
+                metrics=("miou", "thin_iou", "boundary_f")) -> str:
+    """Markdown table of gains paired by seed, beside the paper's gain where it has one.
+
+    Args:
+        pairs: (base, variant) pairs; default every paper number with a ``base``.
+
+    Columns: the step, the paper's gain (mIoU points), our mean gain per metric with its 95%
+    Student-t interval, the per-seed mIoU gains, and whether the mIoU gain is real (its interval
+    excludes 0). Pairs whose variants were not run are skipped.
+    """
+    if pairs is None:
+        pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
+    level = f"{100 * CONFIDENCE:.0f}%"
+    rows = ["| step | paper | " + " | ".join(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
+                                             for m in metrics)
+            + " | per seed (mIoU) | real? |", "|---|---|" + "---|" * (len(metrics) + 2)]
+    done = {r["variant"] for r in results["runs"]}
+    for base, variant in pairs:
+        if not {base, variant} <= done:
+            continue
+        paper = experiment.paper.get(variant)
+        paper_text = f"{paper.value:+.1f}" if paper and paper.base == base else ""
+        gains = {m: paired_gain(results, base, variant, m) for m in metrics}
+        cells = [f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, {_pct(g['ci'][1], True)}]"
+                 for g in gains.values()]
+        per_seed = ", ".join(_pct(x, True) for x in gains[metrics[0]]["gains"])
+        rows.append(f"| {variant} vs {base} | {paper_text} | " + " | ".join(cells)
+                    + f" | {per_seed} | {'yes' if gains[metrics[0]]['real'] else 'no'} |")
+    return "\n".join(rows)
+
+
+def provenance_line(results: dict) -> str:
+    """One sentence saying where the reference results come from."""
+    p = results["provenance"]
+    seeds = ", ".join(map(str, p["seeds"]))
+    train_h, train_w = results["train_size"]
+    scored = " and ".join(f"{h} x {w}" for h, w in results.get("eval_size", [])) or "n/a"
+    threads = ", ".join(map(str, p.get("threads", []))) or "?"
+    return (f"Reference results: {results['data']}, profile `{results['profile']}`, seeds "
+            f"{seeds}; trained at {train_h} x {train_w} pixels, validation labels scored at "
+            f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
+            f"commit `{p['commit'][:12]}`, {p['wall_seconds'] / 60:.0f} min of runs in all; "
+            f"made by `{p['command']}`.")

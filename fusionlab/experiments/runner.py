@@ -1,0 +1,106 @@
+"""Run an experiment: every variant once per seed, results written after each run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fusionlab.bench import count_flops, count_parameters
+from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.builders import BuildContext, build_model
+from fusionlab.experiments.data import load_data
+from fusionlab.experiments.profiles import Profile, train_config
+from fusionlab.experiments.spec import Experiment
+from fusionlab.experiments.store import (assemble, check_compatible, git_commit, read_results,
+                                         results_path, write_results)
+from fusionlab.train import seed_everything, train
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name``.
+
+    Raises:
+        ValueError: an unknown name (lists the known ones).
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+    return EXPERIMENTS[name]
+
+
+def variant_definitions(experiment: Experiment) -> dict:
+    """label -> ``{"model", "options"}`` as stored in JSON (tuples become lists)."""
+    return json.loads(json.dumps({label: {"model": v.model, "options": v.options}
+                                  for label, v in experiment.variants.items()}))
+
+
+def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
+                   variants: list[str] | None = None) -> dict:
+    """Train every variant of experiment ``name`` once per seed; write and return the results.
+
+    Every variant runs once before the next seed, so partial results come early. The file is
+    rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
+    the same variant and seed already in the file are kept, not repeated.
+
+    Args:
+        name: a key of ``EXPERIMENTS``.
+        profile: how much each run trains.
+        seeds: the seeds (each seeds the initialisation, the batch order and the augmentation).
+        out: the results file (default ``results_path(name, profile.name)``).
+        variants: a subset of the variants (default all).
+
+    Raises:
+        ValueError: unknown experiment or variant, a corrupt results file.
+        ResultsConflict: ``out`` holds another experiment or profile configuration (stored
+            results are never dropped).
+    """
+    experiment = get_experiment(name)
+    chosen = variants or list(experiment.variants)
+    unknown = [v for v in chosen if v not in experiment.variants]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; {name} has {list(experiment.variants)}")
+    out = Path(out or results_path(name, profile.name))
+    config = json.loads(json.dumps(dataclasses.asdict(profile)))  # as stored in JSON
+    definitions = variant_definitions(experiment)
+    previous = read_results(out) if out.is_file() else None
+    if previous is not None:
+        check_compatible(out, previous, name, config, definitions)
+    runs = list(previous["runs"]) if previous else []
+    wall = previous["provenance"]["wall_seconds"] if previous else 0.0
+
+    data = load_data(profile)
+    if data.is_fallback:
+        print(data.banner(), file=sys.stderr)
+    context = BuildContext(len(data.classes), profile, data.train)
+    commit = git_commit()  # the code that runs is the code at the start
+
+    def save():
+        write_results(out, assemble(name, config, data.source, data.classes, data.thin_classes,
+                                    definitions, runs, wall, commit))
+
+    for seed in seeds:
+        for label in chosen:
+            if any(r["variant"] == label and r["seed"] == seed for r in runs):
+                continue
+            t0 = time.perf_counter()
+            seed_everything(seed)
+            model = build_model(experiment.variants[label], context)
+            print(f"[{name}] {label}, seed {seed}", file=sys.stderr, flush=True)
+            result = train(model, data.train, data.val, train_config(profile, seed))
+            m = result.metrics
+            runs.append({
+                "variant": label, "seed": seed, "miou": m["miou"], "iou": m["iou"],
+                "boundary_f": m["boundary_f"], "pixel_accuracy": m["pixel_accuracy"],
+                "eval_size": list(m["eval_size"]), "train_seconds": result.train_seconds,
+                "threads": torch.get_num_threads(), "speed": result.speed,
+                "params": count_parameters(model),
+                "gflops": count_flops(model.cpu(), profile.size) / 1e9,
+                "final_loss": result.history[-1]["loss"]})
+            wall += time.perf_counter() - t0
+            save()
+    save()
+    return read_results(out)

@@ -1,0 +1,59 @@
+"""What an experiment is: named variants (models of the builder table) and the paper's numbers.
+
+Each paper's experiments live in ``fusionlab/experiments/ablations/<paper>.py``; the runner, the
+store and the report tables only read these descriptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fusionlab.experiments.builders import Variant
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """A number the paper reports for one of our variants.
+
+    Attributes:
+        value: in percent: an mIoU (``base`` is ``None``) or a gain in mIoU points over the
+            variant ``base``.
+        source: where it is printed, e.g. ``"ExFuse, Table 3, VOC 2012 val"``.
+        base: the variant the gain is measured from (``None`` for an absolute mIoU).
+        note: what differs from our setting.
+    """
+
+    value: float
+    source: str
+    base: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named set of variants trained for every seed, and the paper's numbers beside them.
+
+    Attributes:
+        name: the command-line name, e.g. ``"exfuse"``.
+        title: one line for tables and ``--help``.
+        variants: label -> ``Variant``, in the order of the paper's table.
+        paper: label -> ``PaperNumber`` (every label and every ``base`` names a variant).
+        headline: (base, variant) of the comparison run with more seeds, or ``None``.
+    """
+
+    name: str
+    title: str
+    variants: dict[str, Variant]
+    paper: dict[str, PaperNumber] = field(default_factory=dict)
+    headline: tuple[str, str] | None = None
+
+    def __post_init__(self):
+        names = set(self.variants)
+        wrong = sorted({k for k in self.paper if k not in names}
+                       | {p.base for p in self.paper.values() if p.base and p.base not in names})
+        if wrong:
+            raise ValueError(f"experiment {self.name!r}: paper numbers name unknown variants "
+                             f"{wrong}; variants are {sorted(names)}")
+        if self.headline and not set(self.headline) <= names:
+            raise ValueError(f"experiment {self.name!r}: headline {self.headline} names an "
+                             f"unknown variant")

@@ -1,0 +1,203 @@
+"""The results store: reference results as JSON files with their provenance.
+
+A results file holds one experiment in one profile configuration: every run (variant, seed,
+metrics, seconds, threads), the summary over seeds, and the provenance (profile, seeds, device,
+versions, commit, wall time, the command that makes it). Stored results are never deleted: a
+file made by another experiment or another profile configuration is refused, not overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import fusionlab
+from fusionlab.experiments.stats import summarise, thin_iou
+from fusionlab.io import atomic_write
+
+
+class ResultsConflict(ValueError):
+    """A results file that belongs to another experiment or profile configuration."""
+
+
+def results_dir() -> Path:
+    """``$FUSIONLAB_RESULTS``, else the repository's ``book/results``, else ``./results``."""
+    if os.environ.get("FUSIONLAB_RESULTS"):
+        return Path(os.environ["FUSIONLAB_RESULTS"])
+    repo = Path(__file__).resolve().parents[2] / "book" / "results"
+    return repo if repo.is_dir() else Path.cwd() / "results"
+
+
+def results_path(name: str, profile: str) -> Path:
+    """Where the reference results of experiment ``name`` in ``profile`` are stored."""
+    return results_dir() / f"{name}-{profile}.json"
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    """Read a results file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not valid JSON or not a results file (names the path).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not a valid results file (JSON error: {err}); move it "
+                         "away or restore it from version control") from err
+    if not isinstance(data, dict) or not {"experiment", "runs", "profile_config"} <= set(data):
+        raise ValueError(f"{path} is not a fusionlab results file (expected the keys "
+                         "'experiment', 'runs' and 'profile_config')")
+    return data
+
+
+def load_results(name: str, profile: str = "cpu") -> dict | None:
+    """The stored reference results of an experiment, or ``None`` if there are none.
+
+    Raises:
+        ValueError: a corrupt file (see ``read_results``).
+    """
+    path = results_path(name, profile)
+    return read_results(path) if path.is_file() else None
+
+
+def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
+                     variants: dict) -> None:
+    """Refuse to add runs to a results file of another experiment, profile configuration or
+    variant definition.
+
+    Raises:
+        ResultsConflict: names the file, what differs, and what to do.
+    """
+    advice = "keep it, and write the new runs elsewhere with --out, or move the file away first"
+    if stored["experiment"] != name:
+        raise ResultsConflict(f"{path} holds experiment {stored['experiment']!r}, not {name!r}: "
+                              f"{advice}")
+    if stored["profile_config"] != profile_config:
+        diff = {k: (stored["profile_config"].get(k), v) for k, v in profile_config.items()
+                if stored["profile_config"].get(k) != v}
+        raise ResultsConflict(f"{path} was made with another configuration of profile "
+                              f"{profile_config['name']!r} (stored vs now: {diff}): {advice}")
+    changed = sorted(v for v, d in stored.get("variants", {}).items()
+                     if v in variants and d != variants[v])
+    if changed:
+        raise ResultsConflict(f"{path} holds runs of variants defined differently now: "
+                              f"{changed}: {advice}")
+
+
+def git_commit() -> str:
+    """The repository's commit, marked when the library has uncommitted changes."""
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "fusionlab"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("+uncommitted-library-changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name() -> str:
+    """The accelerator, or the CPU and its thread count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def write_results(path: str | os.PathLike, results: dict) -> None:
+    """Write a results file atomically."""
+    with atomic_write(path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def assemble(name: str, profile_config: dict, source: str, classes, thin_classes,
+             variants: dict, runs: list[dict], wall: float, commit: str,
+             device: str | None = None) -> dict:
+    """The results dictionary: runs, the summary over seeds per variant, the provenance.
+
+    Args:
+        variants: label -> ``{"model", "options"}``, in table order (the summary follows it).
+    """
+    classes, thin = list(classes), list(thin_classes)
+    summary = {}
+    for variant in variants:
+        mine = [r for r in runs if r["variant"] == variant]
+        if not mine:
+            continue
+        iou = np.array([r["iou"] for r in mine], dtype=float)  # (seeds, K)
+        summary[variant] = {
+            "seeds": [r["seed"] for r in mine],
+            "miou": summarise([r["miou"] for r in mine]),
+            "thin_iou": summarise([thin_iou(classes, thin, r["iou"]) for r in mine]),
+            "boundary_f": summarise([r["boundary_f"] for r in mine]),
+            "iou_mean": [float(np.nanmean(col)) if np.isfinite(col).any() else None
+                         for col in iou.T],  # None: a class absent in every run
+            "params": mine[0]["params"],
+            "gflops": mine[0].get("gflops"),
+        }
+    seeds = sorted({r["seed"] for r in runs})
+    eval_sizes = sorted({tuple(r["eval_size"]) for r in runs if r.get("eval_size")})
+    return {
+        "experiment": name, "profile": profile_config["name"],
+        "profile_config": profile_config, "data": source,
+        "train_size": list(profile_config["size"]),
+        "eval_size": [list(s) for s in eval_sizes],
+        "classes": classes, "thin_classes": thin, "variants": variants,
+        "summary": summary, "runs": runs,
+        "provenance": {
+            "seeds": seeds, "device": device or device_name(),
+            "threads": sorted({r["threads"] for r in runs if "threads" in r}),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "fusionlab": fusionlab.__version__, "commit": commit, "wall_seconds": wall,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": f"python -m fusionlab experiment run {name} --profile "
+                       f"{profile_config['name']} --seeds {' '.join(map(str, seeds))}",
+        },
+    }
+
+
+def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:
+    """Merge result files of one experiment run in parallel processes (e.g. one per subset of
+    variants or seeds) into ``out``: runs are concatenated, the summary recomputed, the wall
+    times summed and every distinct commit and device kept.
+
+    Raises:
+        ValueError: no files, files of another experiment or profile configuration, or a
+            (variant, seed) pair found in two files.
+        ResultsConflict: ``out`` exists and is not one of the merged files.
+    """
+    if not paths:
+        raise ValueError("no results files to merge")
+    parts = [read_results(p) for p in paths]
+    first = parts[0]
+    if any(p["experiment"] != name or p["profile_config"] != first["profile_config"]
+           for p in parts):
+        raise ValueError(f"every file must hold experiment {name!r} with one profile "
+                         f"configuration: {[str(p) for p in paths]}")
+    out = Path(out)
+    if out.exists() and out.resolve() not in {Path(p).resolve() for p in paths}:
+        raise ResultsConflict(f"{out} exists and is not one of the merged files: merge it too, "
+                              "or choose another --out")
+    runs, seen = [], set()
+    for part in parts:
+        for r in part["runs"]:
+            if (r["variant"], r["seed"]) in seen:
+                raise ValueError(f"{r['variant']!r}, seed {r['seed']} is in two files")
+            seen.add((r["variant"], r["seed"]))
+            runs.append(r)
+    results = assemble(
+        name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
+        variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
+        ", ".join(dict.fromkeys(p["provenance"]["commit"] for p in parts)),
+        " / ".join(dict.fromkeys(p["provenance"]["device"] for p in parts)))
+    write_results(out, results)
+    return results

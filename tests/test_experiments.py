@@ -1,0 +1,166 @@
+"""Experiments: profiles, the store (never loses results), statistics, the report tables, the
+paper numbers' keys, the fallback data."""
+
+import json
+import math
+
+import pytest
+
+from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
+                                   ResultsConflict, Variant, gains_table, get_profile, load_data,
+                                   merge_results, paired_gain, parse_options, provenance_line,
+                                   read_results, results_table, run_experiment, summarise,
+                                   t_interval)
+from fusionlab.experiments.runner import variant_definitions
+
+
+@pytest.fixture
+def no_camvid(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    assert get_profile("cpu") is PROFILES["cpu"]
+    monkeypatch.setenv("FUSIONLAB_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="laptop"):
+        get_profile()
+
+
+def test_summarise_counts_nan_instead_of_hiding_it():
+    s = summarise([0.5, 0.7, float("nan")])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert s["n"] == 2 and s["nan"] == 1 and s["min"] == 0.5 and s["max"] == 0.7
+    empty = summarise([float("nan")])
+    assert empty["n"] == 0 and empty["nan"] == 1 and math.isnan(empty["mean"])
+
+
+def test_t_interval_against_the_table_value():
+    low, high = t_interval([1.0, 2.0, 3.0])
+    half = 4.302653 / 3 ** 0.5  # t(0.975, 2 degrees of freedom) * s / sqrt(n), s = 1
+    assert low == pytest.approx(2 - half, abs=1e-5) and high == pytest.approx(2 + half, abs=1e-5)
+    assert all(math.isnan(x) for x in t_interval([1.0]))
+    with pytest.raises(ValueError, match="confidence"):
+        t_interval([1.0, 2.0], confidence=95)
+
+
+def toy_results():
+    runs = [{"variant": v, "seed": s, "miou": m, "iou": [m, m / 2], "boundary_f": m / 3}
+            for v, s, m in [("a", 0, 0.40), ("a", 1, 0.50), ("a", 2, 0.45),
+                            ("b", 0, 0.43), ("b", 1, 0.52), ("b", 2, 0.48),
+                            ("c", 0, 0.39), ("c", 1, 0.53), ("c", 2, 0.45)]]
+    return {"experiment": "toy", "runs": runs, "classes": ["Road", "Pole"],
+            "thin_classes": ["Pole"]}
+
+
+def test_paired_gain_interval_decides_what_is_real():
+    results = toy_results()
+    g = paired_gain(results, "a", "b")
+    assert g["gains"] == pytest.approx([0.03, 0.02, 0.03]) and g["seeds"] == [0, 1, 2]
+    assert g["ci"] == pytest.approx(t_interval([0.03, 0.02, 0.03]))
+    assert g["real"] and g["same_sign"]
+    mixed = paired_gain(results, "a", "c")
+    assert mixed["mean"] == pytest.approx(0.02 / 3) and not mixed["real"]
+    assert paired_gain(results, "a", "b", "thin_iou")["mean"] == pytest.approx(0.04 / 3)
+    with pytest.raises(ValueError, match="'d'"):
+        paired_gain(results, "a", "d")
+
+
+def test_tables_are_markdown_in_percent_and_report_nan():
+    summary = {v: {m: {"mean": 0.5, "std": 0.01, "nan": 0} for m in ("miou", "thin_iou")}
+               | {"seeds": [0, 1]} for v in "abc"}
+    summary["a"]["thin_iou"]["nan"] = 1
+    table = results_table({"summary": summary}, metrics=("miou", "thin_iou"), variants=["c", "a"])
+    lines = table.splitlines()
+    assert lines[1] == "|---|---|---|---|"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| c", "| a"]
+    assert "50.0 ± 1.0" in lines[2] and "(1 NaN)" in lines[3]
+    experiment = Experiment("toy", "toy", {v: Variant("fcn") for v in "abc"},
+                            {"b": PaperNumber(1.5, "Table 3", base="a")})
+    gains = gains_table(toy_results(), experiment, metrics=("miou",)).splitlines()
+    assert len(gains) == 3 and gains[2].startswith("| b vs a | +1.5 | +2.7 [")
+    assert gains[2].endswith("| +3.0, +2.0, +3.0 | yes |")
+
+
+def test_every_paper_number_names_an_existing_variant():
+    for experiment in EXPERIMENTS.values():
+        for label, number in experiment.paper.items():
+            assert label in experiment.variants
+            assert number.base is None or number.base in experiment.variants
+    with pytest.raises(ValueError, match="unknown variants"):
+        Experiment("bad", "bad", {"a": Variant("fcn")}, {"b": PaperNumber(1.0, "Table 1")})
+
+
+def test_parse_options():
+    assert parse_options(["ss", "dap=conv3x3", "levels=c3,c5", "lr=false", "k=7"]) == {
+        "ss": True, "dap": "conv3x3", "levels": ("c3", "c5"), "lr": False, "k": 7}
+    with pytest.raises(ValueError, match="twice"):
+        parse_options(["ss", "ss=heads"])
+
+
+def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
+    out = tmp_path / "fl.json"
+    profile = PROFILES["smoke"]
+    first = run_experiment("fusion-levels", profile, [0], out, variants=["c5", "FPN c4-c5"])
+    assert first["data"] == "SyntheticScenes"
+    assert first["summary"]["c5"]["miou"]["n"] == 1
+    assert set(first["provenance"]) >= {"device", "torch", "commit", "wall_seconds", "seeds",
+                                        "threads", "command"}
+    assert first["train_size"] == list(profile.size) and first["eval_size"] == [list(profile.size)]
+    assert first["variants"] == variant_definitions(EXPERIMENTS["fusion-levels"])
+    assert "seeds 0" in provenance_line(first)
+    before = json.loads(out.read_text())["runs"]
+    again = run_experiment("fusion-levels", profile, [0, 1], out, variants=["c5", "FPN c4-c5"])
+    assert again["runs"][:2] == before  # finished runs are kept, not repeated
+    assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="experiment"):
+        run_experiment("nothing", profile, [0], out)
+
+
+def test_stored_results_are_never_dropped(tmp_path, no_camvid):
+    out = tmp_path / "fl.json"
+    run_experiment("fusion-levels", PROFILES["smoke"], [0], out, variants=["c5"])
+    stored = out.read_text()
+    other_profile = PROFILES["smoke"].__class__(**{**PROFILES["smoke"].__dict__, "steps": 3})
+    with pytest.raises(ResultsConflict, match="steps"):
+        run_experiment("fusion-levels", other_profile, [0], out, variants=["c5"])
+    with pytest.raises(ResultsConflict, match="fusion-levels"):
+        run_experiment("exfuse", PROFILES["smoke"], [0], out, variants=["GCN"])
+    assert out.read_text() == stored
+    (tmp_path / "broken.json").write_text('{"experiment": ')
+    with pytest.raises(ValueError, match="broken.json"):
+        read_results(tmp_path / "broken.json")
+    with pytest.raises(ValueError, match="broken.json"):
+        run_experiment("fusion-levels", PROFILES["smoke"], [0], tmp_path / "broken.json")
+
+
+def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
+    profile = PROFILES["smoke"]
+    defs = variant_definitions(EXPERIMENTS["fusion-levels"])
+    a = run_experiment("fusion-levels", profile, [0], tmp_path / "a.json", variants=["c5"])
+    b = run_experiment("fusion-levels", profile, [0], tmp_path / "b.json",
+                       variants=["FPN c4-c5"])
+    merged = merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "b.json"],
+                           tmp_path / "all.json", defs)
+    assert merged["runs"] == a["runs"] + b["runs"]
+    assert set(merged["summary"]) == {"c5", "FPN c4-c5"}
+    assert merged["provenance"]["wall_seconds"] == pytest.approx(
+        a["provenance"]["wall_seconds"] + b["provenance"]["wall_seconds"])
+    assert json.loads((tmp_path / "all.json").read_text())["summary"] == merged["summary"]
+    with pytest.raises(ValueError, match="in two files"):
+        merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "a.json"],
+                      tmp_path / "bad.json", defs)
+    with pytest.raises(ValueError, match="exfuse"):
+        merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json", defs)
+    with pytest.raises(ResultsConflict, match="all.json"):
+        merge_results("fusion-levels", [tmp_path / "a.json"], tmp_path / "all.json", defs)
+
+
+def test_fallback_to_synthetic_scenes_is_announced(tmp_path, no_camvid):
+    data = load_data(PROFILES["smoke"])
+    assert data.is_fallback and data.source == "SyntheticScenes"
+    assert len(data.train) == PROFILES["smoke"].train_images
+    banner = data.banner()
+    assert "NOT CamVid's" in banner and str(tmp_path / "none" / "camvid") in banner
