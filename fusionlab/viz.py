@@ -31,6 +31,9 @@ FIGURE_DPI = 100
 FONT_SIZE = 10
 """Points, for labels and titles; tick labels and legends use ``FONT_SIZE - 1``. Shown at
 ``FIGURE_WIDTH``, 9 points is the smallest text in any figure."""
+METRIC_LABELS = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F",
+                 "pixel_accuracy": "pixel accuracy"}
+"""How the book writes the metrics' keys on an axis."""
 
 
 def use_book_style() -> None:
@@ -218,8 +221,8 @@ def map_panels(panels: Sequence[tuple], scales: dict | None = None, ncols: int |
         ax.set_axis_off()
     for ax in list(axes.flat)[len(panels):]:
         ax.set_axis_off()
-    for group in limits:
-        fig.colorbar(group_image[group], ax=group_axes[group], shrink=0.8,
+    for group in limits:   # side by side at the right of all panels (never on top of another)
+        fig.colorbar(group_image[group], ax=axes.ravel().tolist(), shrink=0.8, aspect=25,
                      label=scales[group].get("label", group))
     if title:
         fig.suptitle(title)
@@ -307,7 +310,9 @@ def plot_history(histories: dict[str, list[dict]], ax=None):
     """Training loss against step, one line per run (``TrainResult.history``)."""
     ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 2.8))[1]
     for name, history in histories.items():
-        ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=name)
+        # a short history (the smoke profile logs once or twice) still shows its points
+        ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=name,
+                marker="o" if len(history) <= 10 else None, markersize=4)
     ax.set(xlabel="step", ylabel="training loss", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -384,7 +389,7 @@ def plot_fusion_levels(results: dict, metric: str = "miou", ax=None):
                     yerr=[s[metric]["std"] for _, s in present], marker=marker, capsize=3,
                     label=f"{kind} ({'add' if kind == 'FPN' else 'concat'})")
     ax.set_xticks(range(4), labels)
-    ax.set(xlabel="fused levels", ylabel=metric.replace("_", " "))
+    ax.set(xlabel="fused levels", ylabel=METRIC_LABELS.get(metric, metric))
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
@@ -407,7 +412,7 @@ def plot_ablation(results: dict, variants: Sequence[str], metric: str = "miou", 
             ax.plot([i] * len(seeds), seeds, ".", color="grey", alpha=0.7,
                     label="one seed" if i == 0 else None)
     ax.set_xticks(x, present, rotation=20, ha="right")
-    ax.set(ylabel=metric.replace("_", " "))
+    ax.set(ylabel=METRIC_LABELS.get(metric, metric))
     ax.grid(alpha=0.3)
     ax.legend()
     return ax

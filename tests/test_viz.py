@@ -189,7 +189,25 @@ def test_map_panels_share_one_scale_per_group():
     assert images["a"].get_clim() == images["b"].get_clim() == (-1.0, 3.0)
     assert images["m"].get_clim() == (-2.0, 2.0)
     assert len(fig.axes) == 4 + 2   # four panels, one colourbar per group
-    assert fig.get_size_inches()[0] == pytest.approx(viz.FIGURE_WIDTH)
     with pytest.raises(ValueError, match=r"no scale for groups \['y'\]"):
         viz.map_panels([("a", a, "y")])
     plt.close("all")
+
+
+def test_map_panels_colourbars_of_interleaved_groups_do_not_overlap():
+    # as in the SEB view: strengths first and last, masks in between, on a 2 x 3 grid
+    m = np.linspace(-1, 1, 16).reshape(4, 4)
+    panels = [("image", np.zeros((4, 4, 3), np.uint8), None), ("|x|", abs(m), "strength")]
+    panels += [(f"mask {i}", m * i, "mask") for i in (1, 2, 3)]
+    panels.append(("|x| after", m ** 2, "strength"))
+    fig = viz.map_panels(panels, {"strength": {"label": "strength"},
+                                  "mask": {"cmap": "coolwarm", "symmetric": True,
+                                           "label": "mask"}}, ncols=3, height=3.6)
+    fig.canvas.draw()
+    bars = [ax for ax in fig.axes if ax.get_ylabel() in ("strength", "mask")]
+    assert len(bars) == 2
+    assert not bars[0].get_position().overlaps(bars[1].get_position())
+    panel_boxes = [ax.get_position() for ax in fig.axes if ax.get_title()]
+    for bar in bars:
+        assert not any(bar.get_position().overlaps(box) for box in panel_boxes)
+    assert fig.get_size_inches()[0] == pytest.approx(viz.FIGURE_WIDTH)
