@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import inspect
+import textwrap
 from typing import Sequence
 
 import cv2
@@ -367,8 +368,9 @@ def prediction_rows(images: Sequence[np.ndarray], targets: Sequence, predictions
         for c, (title, picture) in enumerate(panels):
             axes[r, c].imshow(picture)
             axes[r, c].set_axis_off()
-            if r == 0:
-                axes[r, c].set_title(title, fontsize=FONT_SIZE - 1)
+            if r == 0:   # wrapped to the panel's width (about 13 characters per inch at 9 pt)
+                axes[r, c].set_title("\n".join(textwrap.wrap(title, max(6, int(13 * size)))),
+                                     fontsize=FONT_SIZE - 1)
     fig.tight_layout(pad=0.3, rect=(0, 0.3 * legend_rows / fig.get_figheight(), 1, 1))
     if classes is not None:
         class_legend(fig, classes, palette)

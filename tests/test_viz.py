@@ -101,6 +101,21 @@ def test_prediction_rows_fit_the_column(errors):
     plt.close(fig)
 
 
+def test_prediction_rows_titles_do_not_run_into_each_other():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 3, (12, 16))
+    names = ["SS head c2", "SS head c5", "ECRE (stride 16)", "ExFuse output", "a", "b"]
+    fig = viz.prediction_rows([np.zeros((12, 16, 3), np.uint8)], [target],
+                              {n: [target] for n in names}, PALETTE)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+    assert " ".join(fig.axes[4].get_title().split()) == "ECRE (stride 16)"
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b)
+    plt.close(fig)
+
+
 SCHEMATICS = {
     "baselines": (viz.schematic_baselines, ["FCN: no fusion", "UNet: concatenate", "FPN: add",
                                             "Up ×32", "two 3×3", "3×3 conv", "C", "+"]),
