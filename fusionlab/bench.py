@@ -75,7 +75,8 @@ class _FixedBatches(torch.utils.data.Dataset):
 
 def _bare_loop(model: torch.nn.Module, data: _FixedBatches, batch_size: int, steps: int,
                mode: SpeedMode, lr: float) -> float:
-    """Seconds per step of the plainest PyTorch loop: forward, cross-entropy, backward, AdamW."""
+    """Mean seconds per step of the plainest PyTorch loop: forward, cross-entropy, backward,
+    AdamW, on one fixed batch."""
     model.train()
     if mode.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -84,17 +85,15 @@ def _bare_loop(model: torch.nn.Module, data: _FixedBatches, batch_size: int, ste
     masks = data.masks[:batch_size]  # (B, H, W)
     if mode.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    times = []
+    t0 = time.perf_counter()
     for _ in range(steps):
-        t0 = time.perf_counter()
         with mode.autocast():
             out = model(images)
         loss = torch.nn.functional.cross_entropy(out.logits.float(), masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return (time.perf_counter() - t0) / steps
 
 
 def training_speed(make_model: Callable[[], torch.nn.Module], batch_size: int,
@@ -105,8 +104,8 @@ def training_speed(make_model: Callable[[], torch.nn.Module], batch_size: int,
     backward, AdamW step on one fixed batch) in the same mode.
 
     Each measurement builds a fresh model with ``make_model`` (seeded), trains ``warmup``
-    steps untimed and takes the median step time of the next ``steps``; the training loop's time
-    per step is its optimisation time over its steps (warm-up run separately).
+    steps untimed, then times ``steps`` steps; both report the mean time per step (the training
+    loop's optimisation time over its steps, the bare loop's wall time over its steps).
 
     Returns:
         ``{"modes": {mode name: {"train_ms_per_step", "bare_ms_per_step", "images_per_s",

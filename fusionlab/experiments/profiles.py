@@ -49,7 +49,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", (48, 64), 4, 8, 2e-3, "adamw", 16, 8, (2, 2, 2, 2),
                      (16, 32, 64, 128), 32, 0),
-    "cpu": Profile("cpu", (120, 160), 8, 1200, 2e-3, "adamw", None, None, (2, 2, 2, 2),
+    "cpu": Profile("cpu", (120, 160), 8, 1500, 2e-3, "adamw", None, None, (2, 2, 2, 2),
                    (32, 64, 128, 256), 64, 0),
     "gpu": Profile("gpu", (360, 480), 16, 6000, 2e-3, "adamw", None, None, (2, 2, 2, 2),
                    (64, 128, 256, 512), 128, 4),
