@@ -125,3 +125,17 @@ def provenance_line(results: dict) -> str:
             f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
             f"commit `{p['commit'][:12]}`, {p['wall_seconds'] / 60:.0f} min of runs in all; "
             f"made by `{p['command']}`.")
+
+
+def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
+    """A paired gain for the prose, e.g. ``"+1.2 points (95% interval +0.3 to +2.1)"``; says
+    so when the results are missing, a variant was not run, or one seed gives no interval."""
+    try:
+        g = paired_gain(results, base, variant, metric)
+    except (TypeError, ValueError):  # no results (yet): the prose stays renderable
+        return "not available (the reference results are missing or incomplete)"
+    low, high = g["ci"]
+    if not math.isfinite(low):
+        return f"{_pct(g['mean'], True)} points (one seed: no interval)"
+    return (f"{_pct(g['mean'], True)} points ({100 * CONFIDENCE:.0f}% interval "
+            f"{_pct(low, True)} to {_pct(high, True)})")

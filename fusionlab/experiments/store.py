@@ -28,11 +28,12 @@ class ResultsConflict(ValueError):
 
 
 def results_dir() -> Path:
-    """``$FUSIONLAB_RESULTS``, else the repository's ``book/results``, else ``./results``."""
+    """``$FUSIONLAB_RESULTS``, else ``book/results`` in a checkout of the repository (the
+    book's folder decides, not whether results exist yet), else ``./results``."""
     if os.environ.get("FUSIONLAB_RESULTS"):
         return Path(os.environ["FUSIONLAB_RESULTS"])
-    repo = Path(__file__).resolve().parents[2] / "book" / "results"
-    return repo if repo.is_dir() else Path.cwd() / "results"
+    book = Path(__file__).resolve().parents[2] / "book"
+    return book / "results" if book.is_dir() else Path.cwd() / "results"
 
 
 def results_path(name: str, profile: str) -> Path:

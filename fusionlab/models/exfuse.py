@@ -522,13 +522,25 @@ class ExFuse(GCN):
                 embedded[lv] = self.seb[lv](features[lv], [features[s] for s in LEVELS[i + 1:]])
         return embedded
 
-    def decode(self, features):
+    def decoder_inputs(self, features: dict[str, torch.Tensor]
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """What the GCN blocks read, and the semantic-supervision predictions.
+
+        Returns:
+            the stages after SEB (``embed``), each concatenated with its SS head's features
+            when ``ss="features"`` ((N, C_l + C_ss, H_l, W_l)), and ``{"ss_c2": (N, K, H/4,
+            W/4), ...}`` (empty without SS).
+        """
         aux, inputs = {}, self.embed(features)
         if self.ss is not None:
             for lv, head in self.ss.items():
                 aux[f"ss_{lv}"], f = head(features[lv])  # (N, K, H_l, W_l), (N, C_ss, H_l, W_l)
                 if self.flags["ss"] == "features":
                     inputs[lv] = torch.cat([inputs[lv], f], 1)  # (N, C_l + C_ss, H_l, W_l)
+        return inputs, aux
+
+    def decode(self, features):
+        inputs, aux = self.decoder_inputs(features)
         s, upsampled = self.top_down(self.stage_scores(inputs))  # (N, K, H/4, W/4)
         if self.ecre_supervised:
             aux["ecre"] = upsampled[LEVELS[-2]]  # (N, K, H/16, W/16)

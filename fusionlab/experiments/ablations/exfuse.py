@@ -61,7 +61,8 @@ EXFUSE = Experiment(
     headline=("GCN", "ExFuse (all)"),
 )
 """Semantic supervision feeds its heads' features to the decoder (``ss="features"``), the
-segmentation-time analogue of the setting behind the paper's +1.5. The ladder GCN -> +SS -> +LR, then ECRE and SEB each on LR + SS, DAP on SEB, everything;
-a control that replaces DAP by a plain 3 x 3 convolution (DAP after its 1 x 1 widening is one
-linear 3 x 3 convolution, so the control separates the idea from the added capacity); and
-Table 4's two other ECRE designs. Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``."""
+segmentation-time analogue of the setting behind the paper's +1.5. The ladder GCN -> +SS ->
++LR, then ECRE and SEB each on LR + SS, DAP on SEB, everything; a control that replaces DAP by
+a plain 3 x 3 convolution (DAP after its 1 x 1 widening is one linear 3 x 3 convolution, so the
+control separates the idea from the added capacity); and Table 4's two other ECRE designs.
+Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``."""
