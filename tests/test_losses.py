@@ -204,3 +204,25 @@ def test_terms_are_float32_under_low_precision_logits():
     reference, _ = SegmentationLoss(0.4)(
         SegOutput(low.logits.float(), {k: v.float() for k, v in low.aux.items()}), target)
     assert torch.equal(total, reference)
+
+
+def test_cross_entropy_ignores_void_pixels():
+    logits = torch.randn(1, 3, 2, 2)
+    target = torch.tensor([[[0, 1], [255, 2]]])
+    expected = -torch.log_softmax(logits, 1)[0, [0, 1, 2], [0, 0, 1], [0, 1, 1]].mean()
+    assert torch.allclose(cross_entropy(logits, target), expected)
+
+
+def test_cross_entropy_all_ignored_is_zero_with_gradient():
+    logits = torch.randn(1, 3, 2, 2, requires_grad=True)
+    loss = cross_entropy(logits, torch.full((1, 2, 2), 255))
+    loss.backward()
+    assert loss.item() == 0 and logits.grad is not None
+
+
+def test_cross_entropy_names_bad_labels_and_shapes():
+    with pytest.raises(ValueError, match=r"0\.\.2.*7"):
+        cross_entropy(torch.randn(1, 3, 2, 2), torch.tensor([[[0, 7], [1, 2]]]))
+    with pytest.raises(ValueError, match=r"\(1, 3, 2, 2\).*\(1, 3, 3\)"):
+        cross_entropy(torch.randn(1, 3, 2, 2), torch.zeros(1, 3, 3, dtype=torch.long))
+

@@ -30,19 +30,24 @@ class LiveRun:
 
 
 def live_run(variants: dict[str, Variant], data: Data, profile: Profile, seed: int = 0,
-             progress: bool = False) -> dict[str, LiveRun]:
+             progress: bool = False, steps: int | None = None) -> dict[str, LiveRun]:
     """Train each variant once with ``seed`` in ``profile`` (the chapter's live run).
+
+    Args:
+        steps: train this many steps instead of the profile's (a chapter whose models are
+            too slow for its time budget says so in its text).
 
     Raises:
         ValueError: an unknown model or option (see ``build_model``).
     """
     context = BuildContext(len(data.classes), profile, data.train)
+    overrides = {"progress": progress, **({"steps": steps} if steps else {})}
     runs = {}
     for label, variant in variants.items():
         seed_everything(seed)
         model = build_model(variant, context)
         runs[label] = LiveRun(model, train(model, data.train, data.val,
-                                           train_config(profile, seed, progress=progress)))
+                                           train_config(profile, seed, **overrides)))
     return runs
 
 
