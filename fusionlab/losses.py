@@ -34,8 +34,9 @@ def check_target(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) 
     if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"expected logits (N, K, H, W) and target (N, H, W) of the same N, H, W, "
                          f"got {tuple(logits.shape)} and {tuple(target.shape)}")
-    labelled = target[target != ignore_index]
-    if labelled.numel() and (labelled.min() < 0 or labelled.max() >= logits.shape[1]):
+    # one pass over the pixels, no compaction: this runs for every output at every step
+    if ((target < 0) | ((target >= logits.shape[1]) & (target != ignore_index))).any():
+        labelled = target[target != ignore_index]
         raise ValueError(f"target labels must lie in 0..{logits.shape[1] - 1} or be "
                          f"{ignore_index} (ignored), got values {labelled.min().item()}.."
                          f"{labelled.max().item()}")
@@ -128,6 +129,84 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     alpha_t = torch.where(positive, alpha, 1 - alpha)
     return -(alpha_t * modulating * log_pt).mean()
 
+
+
+def _binary_map_inputs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                       loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a one-channel score map and its 0/1/ignore target; return both as (N, H, W),
+    the target as int64.
+
+    Raises:
+        TypeError: a floating-point target.
+        ValueError: logits with more than one channel, shapes that do not match, target
+            values other than 0, 1 or ``ignore_index``.
+    """
+    _check_integer_target(target)
+    if logits.dim() == 4:
+        if logits.shape[1] != 1:
+            raise ValueError(f"{loss} takes one border channel, got logits of shape "
+                             f"{tuple(logits.shape)}")
+        logits = logits[:, 0]  # (N, H, W)
+    if logits.shape != target.shape or target.dim() != 3:
+        raise ValueError(f"expected logits (N, 1, H, W) or (N, H, W) and target (N, H, W), got "
+                         f"{tuple(logits.shape)} and {tuple(target.shape)}")
+    target = target.long()
+    bad = target[(target != ignore_index) & (target != 0) & (target != 1)]
+    if bad.numel():
+        raise ValueError(f"{loss} targets must be 0, 1 or {ignore_index} (ignored), got "
+                         f"{bad.unique()[:5].tolist()}")
+    return logits, target
+
+
+def official_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
+                        gamma: float = 2.0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """DFN's official border loss, transcribed with its bug, for comparison only: never train
+    with it expecting a focal loss.
+
+    TorchSeg (the DFN authors' code), ``furnace/seg_opr/loss_opr.py``, ``SigmoidFocalLoss``;
+    the bug is TorchSeg issue #16 (acknowledged by the author, never fixed). The code means to
+    evaluate the binary cross-entropy with logits through the stable identity
+    ``max(-x, 0) + log(exp(-max(-x, 0)) + exp(-x - max(-x, 0)))`` but feeds it
+    p = sigmoid(x) instead of the logit x (its own comment: "TODO: use the pred instead of
+    pred_sigmoid"), and its positive part keeps only ``p - p * t`` of the identity. With
+    t the 0/1 target it computes, per pixel,
+
+        pos = (1 - p)^gamma * (p - p * t)
+        neg = p^gamma * log(1 + exp(-p))
+        loss = -(alpha * pos + (1 - alpha) * neg),
+
+    then the mean over ALL pixels, ignored ones counting as 0 in the sum but 1 in the number
+    of pixels. Both parts are >= 0, so the loss is never positive (from -0.0006 to -0.234 over
+    logits -6..6 at the defaults), and it falls as p rises whatever the target: its gradient
+    with respect to the logit is negative for target 0 and for target 1, so gradient descent
+    pushes every pixel towards "border". Compare ``focal_loss``, the loss the paper describes.
+
+    Args:
+        logits: border scores (N, 1, H, W) or (N, H, W).
+        target: (N, H, W) with values 0, 1 or ``ignore_index``; integer or bool.
+        alpha: the code's weight of the "positive part" (0.25 in DFN's configuration).
+        gamma: the code's exponent (2 in DFN's configuration).
+        ignore_index: label of ignored pixels (they contribute 0 but count in the mean).
+
+    Returns:
+        A scalar, <= 0.
+
+    Shape:
+        logits (N, 1, H, W) or (N, H, W), target (N, H, W) -> scalar.
+
+    Raises:
+        TypeError: a floating-point target.
+        ValueError: logits with more than one channel, shapes that do not match, target
+            values other than 0, 1 or ``ignore_index``.
+    """
+    logits, target = _binary_map_inputs(logits, target, ignore_index, "official_focal_loss")
+    p = torch.sigmoid(logits.float())  # (N, H, W)
+    mask = (target != ignore_index).float()  # (N, H, W)
+    t = mask * target.float()  # ignored pixels become 0, as in the code
+    max_val = (-p).clamp(min=0)  # always 0: the logit's stabiliser, applied to p > 0
+    pos_part = (1 - p) ** gamma * (p - p * t)
+    neg_part = p ** gamma * (max_val + ((-max_val).exp() + (-p - max_val).exp()).log())
+    return (-(alpha * pos_part + (1 - alpha) * neg_part) * mask).mean()
 
 class AuxLoss(NamedTuple):
     """One auxiliary term of ``SegmentationLoss``: ``weight * fn(aux_logits, labels)``.
