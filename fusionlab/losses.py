@@ -130,7 +130,6 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     return -(alpha_t * modulating * log_pt).mean()
 
 
-
 def _binary_map_inputs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
                        loss: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Check a one-channel score map and its 0/1/ignore target; return both as (N, H, W),
