@@ -12,28 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from torch.utils.data import Dataset
-
 from fusionlab.encoders import LEVELS
-from fusionlab.experiments.profiles import Profile, build_encoder
+from fusionlab.experiments.profiles import build_encoder
+from fusionlab.experiments.ablations.dfn import DFN_OPTIONS, build_dfn
+from fusionlab.experiments.spec import BuildContext, Variant
 from fusionlab.models import FCN, FPN, GCN, ExFuse, UNet
 from fusionlab.models.base import SegmentationModel
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What every builder may use.
-
-    Attributes:
-        num_classes: K.
-        profile: the active profile (encoder layout, decoder width).
-        train_set: the training set (for heads fitted to the labels); may be ``None`` for a
-            model that does not need it.
-    """
-
-    num_classes: int
-    profile: Profile
-    train_set: Dataset | None = None
 
 
 @dataclass(frozen=True)
@@ -88,15 +72,9 @@ MODELS: dict[str, ModelSpec] = {
         "ecre": "ecre, ecre=subpixel or ecre=deconv+supervision (Table 4)",
         "dap": "densely adjacent prediction, or dap=conv3x3 (the capacity control)",
     }, "ExFuse on the GCN decoder, each module switchable"),
+    "dfn": ModelSpec(build_dfn, DFN_OPTIONS, "DFN: Smooth and Border Networks, each module "
+                                             "switchable (none: the FCN-4-style baseline)"),
 }
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One model of an experiment: a ``MODELS`` key and its options."""
-
-    model: str
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def build_model(variant: Variant | str, context: BuildContext, **options) -> SegmentationModel:
@@ -123,7 +101,7 @@ def build_model(variant: Variant | str, context: BuildContext, **options) -> Seg
 
 def parse_options(words: list[str]) -> dict[str, Any]:
     """Command-line options to keyword arguments: ``name`` -> True, ``name=a,b`` -> a tuple,
-    ``name=3`` -> 3, ``name=false`` -> False, ``name=text`` -> "text".
+    ``name=3`` -> 3, ``name=0.5`` -> 0.5, ``name=false`` -> False, ``name=text`` -> "text".
 
     Raises:
         ValueError: an empty name or a repeated option.
@@ -133,10 +111,12 @@ def parse_options(words: list[str]) -> dict[str, Any]:
             return tuple(value(t) for t in text.split(",") if t)
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        try:
-            return int(text)
-        except ValueError:
-            return text
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
 
     options: dict[str, Any] = {}
     for word in words:

@@ -1,4 +1,5 @@
-"""What an experiment is: named variants (models of the builder table) and the paper's numbers.
+"""What an experiment is: named variants (models of the builder table) and the paper's numbers;
+what a builder receives.
 
 Each paper's experiments live in ``fusionlab/experiments/ablations/<paper>.py``; the runner, the
 store and the report tables only read these descriptions.
@@ -7,8 +8,35 @@ store and the report tables only read these descriptions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from fusionlab.experiments.builders import Variant
+from torch.utils.data import Dataset
+
+from fusionlab.experiments.profiles import Profile
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every builder may use.
+
+    Attributes:
+        num_classes: K.
+        profile: the active profile (encoder layout, decoder width).
+        train_set: the training set (for heads fitted to the labels); may be ``None`` for a
+            model that does not need it.
+    """
+
+    num_classes: int
+    profile: Profile
+    train_set: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of an experiment: a ``MODELS`` key and its options."""
+
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

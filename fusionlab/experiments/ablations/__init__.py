@@ -1,9 +1,10 @@
 """Every experiment of the book, one file per paper: its variants and the paper's own numbers."""
 
-from fusionlab.experiments.ablations import exfuse
+from fusionlab.experiments.ablations import dfn, exfuse
 from fusionlab.experiments.spec import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (exfuse.FUSION_LEVELS, exfuse.EXFUSE)}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in (exfuse.FUSION_LEVELS, exfuse.EXFUSE, dfn.EXPERIMENT)}
 """Experiment name -> ``Experiment``; the command line's ``experiment run NAME``."""
 
 __all__ = ["EXPERIMENTS"]
