@@ -37,8 +37,9 @@ def build_dupsampling(ctx: BuildContext, head: str = "dupsampling", output_strid
             or ``"scratch"`` (random, trained); DUpsampling only.
         temperature: the adaptive temperature: ``True`` (initial T = 1), ``False``, or an
             initial T; default on for DUpsampling, off for bilinear.
-        components: C~; default the decoder width (the 1x1 convolution before W has rank at
-            most that width, so a longer code adds nothing); DUpsampling only.
+        components: C~; default the decoder width C, so the 1x1 convolution to the code is
+            square (a longer code is only reached within a C-dimensional subspace of it);
+            DUpsampling only.
 
     Raises:
         ValueError: an unknown ``head`` or ``w``; ``w`` or ``components`` with the bilinear
