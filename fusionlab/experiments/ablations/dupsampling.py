@@ -7,8 +7,7 @@ PASCAL VOC 2012 val, ResNet-50, mIoU %.
 from __future__ import annotations
 
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments.builders import BuildContext, Variant
-from fusionlab.experiments.spec import Experiment, PaperNumber
+from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant
 from fusionlab.models.base import conv1x1_head
 from fusionlab.models.dupsampling import DUpsamplingNet, fit_label_projection
 
