@@ -20,6 +20,7 @@ import json
 import sys
 
 from fusionlab.bench import count_flops, count_parameters, forward_latency, training_speed
+from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (MODELS, BuildContext, build_model, get_profile, load_data,
                                    parse_options, train_config)
 from fusionlab.experiments.cli import main as experiments_main
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
     profile = get_profile(args.profile)
     if args.command == "bench":
-        context = BuildContext(11, profile)
+        # a small synthetic training set for heads fitted to labels: costs do not depend on it
+        context = BuildContext(11, profile, SyntheticScenes(16, profile.size))
         try:
             model = build_model(args.model, context, **options)
         except ValueError as err:

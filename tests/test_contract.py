@@ -6,10 +6,13 @@ soon as its experiment lists them."""
 import pytest
 import torch
 
+from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import EXPERIMENTS, MODELS, PROFILES, BuildContext, Variant, build_model
 from fusionlab.models import SegOutput
 
-CONTEXT = BuildContext(num_classes=5, profile=PROFILES["smoke"])
+# a training set, for heads fitted to the training labels (DUpsampling's projection)
+CONTEXT = BuildContext(num_classes=11, profile=PROFILES["smoke"],
+                       train_set=SyntheticScenes(4, (48, 64)))
 CASES = {f"{e.name}: {label}": v for e in EXPERIMENTS.values() for label, v in e.variants.items()}
 CASES.update({name: Variant(name) for name in MODELS})  # each model with its defaults
 
@@ -20,7 +23,7 @@ def test_outputs_at_input_size_and_gradients_everywhere(variant):
     model = build_model(variant, CONTEXT)
     out = model(torch.randn(2, 3, 123, 157))
     assert isinstance(out, SegOutput)
-    assert out.logits.shape == (2, 5, 123, 157)
+    assert out.logits.shape == (2, CONTEXT.num_classes, 123, 157)
     for name, aux in out.aux.items():
         assert aux.shape[0] == 2 and aux.shape[-2:] == (123, 157), name
     again = model(torch.randn(1, 3, 64, 96))

@@ -15,6 +15,8 @@ from typing import Any, Callable
 from fusionlab.encoders import LEVELS
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.ablations.dfn import DFN_OPTIONS, build_dfn
+from fusionlab.experiments.ablations.dupsampling import MODEL_OPTIONS as DUPSAMPLING_OPTIONS
+from fusionlab.experiments.ablations.dupsampling import build_dupsampling
 from fusionlab.experiments.spec import BuildContext, Variant
 from fusionlab.models import FCN, FPN, GCN, ExFuse, UNet
 from fusionlab.models.base import SegmentationModel
@@ -74,6 +76,8 @@ MODELS: dict[str, ModelSpec] = {
     }, "ExFuse on the GCN decoder, each module switchable"),
     "dfn": ModelSpec(build_dfn, DFN_OPTIONS, "DFN: Smooth and Border Networks, each module "
                                              "switchable (none: the FCN-4-style baseline)"),
+    "dupsampling": ModelSpec(build_dupsampling, DUPSAMPLING_OPTIONS,
+                             "DUpsampling decoder, or its bilinear twin (head=bilinear)"),
 }
 
 

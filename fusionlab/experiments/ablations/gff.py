@@ -9,8 +9,7 @@ test mIoU, a level on another dataset and scale, not a gain to compare with ours
 from __future__ import annotations
 
 from fusionlab.encoders import ResNetEncoder
-from fusionlab.experiments.builders import BuildContext, Variant
-from fusionlab.experiments.spec import Experiment, PaperNumber
+from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant
 from fusionlab.models.gff import GFFNet
 
 OUTPUT_STRIDES = {"smoke": 16, "cpu": 16, "gpu": 8}
