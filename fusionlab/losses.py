@@ -105,21 +105,8 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     if not 0 <= alpha <= 1 or not gamma >= 0:
         raise ValueError(f"need 0 <= alpha <= 1 and gamma >= 0, got alpha={alpha}, "
                          f"gamma={gamma}")
-    _check_integer_target(target)
-    if logits.dim() == 4:
-        if logits.shape[1] != 1:
-            raise ValueError(f"focal_loss takes one border channel, got logits of shape "
-                             f"{tuple(logits.shape)}")
-        logits = logits[:, 0]  # (N, H, W)
-    if logits.shape != target.shape or target.dim() != 3:
-        raise ValueError(f"expected logits (N, 1, H, W) or (N, H, W) and target (N, H, W), got "
-                         f"{tuple(logits.shape)} and {tuple(target.shape)}")
-    target = target.long()
+    logits, target = _binary_map_inputs(logits, target, ignore_index, "focal_loss")
     valid = target != ignore_index
-    bad = target[valid & (target != 0) & (target != 1)]
-    if bad.numel():
-        raise ValueError(f"focal_loss targets must be 0, 1 or {ignore_index} (ignored), got "
-                         f"{bad.unique()[:5].tolist()}")
     if not valid.any():
         return logits.sum() * 0.0
     positive = target[valid] == 1  # (P,) over the labelled pixels
