@@ -125,10 +125,14 @@ def provenance_line(results: dict) -> str:
     train_h, train_w = results["train_size"]
     scored = " and ".join(f"{h} x {w}" for h, w in results.get("eval_size", [])) or "n/a"
     threads = ", ".join(map(str, p.get("threads", []))) or "?"
+    # merged results hold every commit their runs were made at, comma-separated
+    commits = ", ".join(f"`{c.strip()[:12]}`" + (" (with uncommitted library changes)"
+                                                 if "uncommitted" in c else "")
+                        for c in p["commit"].split(","))
     return (f"Reference results: {results['data']}, profile `{results['profile']}`, seeds "
             f"{seeds}; trained at {train_h} x {train_w} pixels, validation labels scored at "
             f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
-            f"commit `{p['commit'][:12]}`, {p['wall_seconds'] / 60:.0f} min of runs in all; "
+            f"commit(s) {commits}, {p['wall_seconds'] / 60:.0f} min of runs in all; "
             f"made by `{p['command']}`.")
 
 

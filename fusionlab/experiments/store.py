@@ -111,7 +111,9 @@ def device_name() -> str:
     """The accelerator, or the CPU and its thread count."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return (f"CPU ({platform.processor() or platform.machine()}, {threads} "
+            f"thread{'s' if threads > 1 else ''})")
 
 
 def write_results(path: str | os.PathLike, results: dict) -> None:
