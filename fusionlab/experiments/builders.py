@@ -17,6 +17,8 @@ from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.ablations.dfn import DFN_OPTIONS, build_dfn
 from fusionlab.experiments.ablations.dupsampling import MODEL_OPTIONS as DUPSAMPLING_OPTIONS
 from fusionlab.experiments.ablations.dupsampling import build_dupsampling
+from fusionlab.experiments.ablations.gff import MODEL_OPTIONS as GFF_OPTIONS
+from fusionlab.experiments.ablations.gff import build_gffnet
 from fusionlab.experiments.spec import BuildContext, Variant
 from fusionlab.models import FCN, FPN, GCN, ExFuse, UNet
 from fusionlab.models.base import SegmentationModel
@@ -74,6 +76,8 @@ MODELS: dict[str, ModelSpec] = {
         "ecre": "ecre, ecre=subpixel or ecre=deconv+supervision (Table 4)",
         "dap": "densely adjacent prediction, or dap=conv3x3 (the capacity control)",
     }, "ExFuse on the GCN decoder, each module switchable"),
+    "gff": ModelSpec(build_gffnet, GFF_OPTIONS, "PSPNet with Gated Fully Fusion and the Dense "
+                                                "Feature Pyramid (fusion=none: PSPNet)"),
     "dfn": ModelSpec(build_dfn, DFN_OPTIONS, "DFN: Smooth and Border Networks, each module "
                                              "switchable (none: the FCN-4-style baseline)"),
     "dupsampling": ModelSpec(build_dupsampling, DUPSAMPLING_OPTIONS,
