@@ -23,11 +23,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from fusionlab.io import atomic_write
+from fusionlab.layers import upsample_like
 from fusionlab.losses import SegmentationLoss
 from fusionlab.metrics import SegmentationMetrics
 from fusionlab.models.base import SegmentationModel
@@ -762,8 +762,7 @@ def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int
         for name in wanted:
             logits = scores[name].float()
             if logits.shape[-2:] != target.shape[-2:]:
-                logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear",
-                                       align_corners=False)  # (B, K, H0, W0)
+                logits = upsample_like(logits, target)  # (B, K, H0, W0)
             metrics.setdefault(name, SegmentationMetrics(model.num_classes)).update(
                 logits.argmax(1), target)
     model.train(was_training)
