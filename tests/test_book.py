@@ -119,8 +119,11 @@ def test_intro_links_the_chapters_papers_licence_and_citation():
     for arxiv in ("1804.03821", "1904.01803", "1804.09337", "1903.02120"):
         assert f"https://arxiv.org/abs/{arxiv}" in intro
     for path in CHAPTERS:
-        assert f"chapters/{path.stem}" in intro
-    assert intro.count("in preparation") >= 3
+        assert f"chapters/{path.stem}.ipynb" in intro
+    rows = [line for line in intro.splitlines() if re.match(r"\| \[?\d\. ", line)]
+    assert len(rows) == 5, rows   # the five chapters: each linked, or said to be in preparation
+    for row in rows:
+        assert re.search(r"\]\(chapters/[\w-]+\.ipynb\)", row) or "in preparation" in row, row
     assert "MIT" in intro and "@misc{" in intro and CONFIG["repository"]["url"] in intro
 
 

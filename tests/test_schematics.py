@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from matplotlib.patches import Circle, FancyBboxPatch  # noqa: E402
 
 from fusionlab import schematics, viz  # noqa: E402
+from fusionlab.schematics import dfn, dupsampling  # noqa: E402
 
 SCHEMATICS = {
     "baselines": (schematics.schematic_baselines, ["FCN: no fusion", "UNet: concatenate", "FPN: add",
@@ -20,6 +21,20 @@ SCHEMATICS = {
     "seb": (schematics.schematic_seb, ["×", "$x_3$ (stride 8)", "$x_5$ (stride 32)", "3×3 conv"]),
     "ecre": (schematics.schematic_ecre, ["pixel shuffle r=2", "auxiliary loss vs. labels", "+"]),
     "dap": (lambda: schematics.schematic_dap(3), ["1×1 conv → K·9", "(i, j)", "(0, 0)", "(2, 2)"]),
+    "rrb": (dfn.schematic_rrb, ["1×1 conv → C", "BN", "ReLU", "+", "identity: $x'$"]),
+    "cab": (dfn.schematic_cab, ["GAP", "sigmoid", "C", "×", "+", "Up(high)", "w: (N, C)"]),
+    "smooth_network": (dfn.schematic_smooth_network, ["GP: pool + 1×1 conv", "CAB", "RRB",
+                                                      "stage_c5: CE, weight 1",
+                                                      "the prediction (test time)"]),
+    "border_network": (dfn.schematic_border_network, ["RRB", "+", "1×1 head → 1",
+                                                      "border_c2: λ × focal", "c2 (stride 4)"]),
+    "label_compression": (dupsampling.schematic_label_compression,
+                          ["r×r label patch", "one-hot, flatten (c, dy, dx)", r"$P = W^\top$",
+                           "× W, + mean", "pixel shuffle r"]),
+    "dupsampling_head": (dupsampling.schematic_dupsampling_head,
+                         ["W f + mean (fixed)", "z / T (T learned)", "softmax, CE"]),
+    "flexible_aggregation": (dupsampling.schematic_flexible_aggregation,
+                             ["Up ×4", "avg pool ÷4, 1×1", "two 3×3 at H/16", "C"]),
 }
 
 
