@@ -95,6 +95,61 @@ def test_border_target_never_marks_ignored_pixels():
     assert border[labels != 255].float().mean() > 0.3  # the borders of the blocks are there
 
 
+def band(left: int, right: int, dilation: int, vertical: bool = False) -> list[int]:
+    """The columns (rows if ``vertical``) that ``border_target`` marks on a 12 x 12 map with
+    ``left`` in columns (rows) 0..5 and ``right`` from 6 on."""
+    labels = torch.full((1, 12, 12), left)
+    if vertical:
+        labels[:, 6:, :] = right
+    else:
+        labels[:, :, 6:] = right
+    border = border_target(labels, dilation=dilation)[0]
+    return border.any(1 if vertical else 0).nonzero().flatten().tolist()
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+@pytest.mark.parametrize("dilation", [1, 3, 7])
+def test_border_target_class_edges_do_not_depend_on_label_indices(dilation, vertical):
+    # Canny's line is column (row) 5, the smaller index beside the change, whatever the labels
+    r = dilation // 2
+    expected = list(range(5 - r, 6 + r))
+    for left, right in [(0, 4), (4, 0), (1, 3), (3, 1)]:
+        assert band(left, right, dilation, vertical) == expected
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+@pytest.mark.parametrize("dilation", [1, 3, 7])
+def test_border_target_void_beside_a_class_is_no_border(dilation, vertical):
+    for cls in (0, 3):
+        assert band(255, cls, dilation, vertical) == []  # void on the smaller-index side
+        assert band(cls, 255, dilation, vertical) == []  # void on the larger-index side
+
+
+@pytest.mark.parametrize("dilation", [3, 5, 7])
+def test_border_target_keeps_a_class_change_under_a_thin_void_line(dilation):
+    labels = torch.zeros(1, 12, 13, dtype=torch.long)
+    labels[:, :, 6] = 255  # a void line between class 0 (columns 0..5) and class 4 (7..12)
+    labels[:, :, 7:] = 4
+    marked = border_target(labels, dilation=dilation)[0].any(0).nonzero().flatten().tolist()
+    r = dilation // 2  # Canny's line falls in the void column 6, the band reaches r each side
+    assert marked == [*range(6 - r, 6), *range(7, 7 + r)]
+
+
+def test_border_target_of_crop_padding_is_that_of_the_replicated_edge():
+    # void padding at the bottom and right (as a crop adds it) makes no border of its own: the
+    # target equals the one of the labels with their last row and column repeated instead
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, (2, 5, 6)).repeat(4, 1).repeat(4, 2)  # (2, 20, 24)
+    replicated = torch.from_numpy(np.pad(labels, ((0, 0), (0, 7), (0, 5)), mode="edge"))
+    padded = replicated.clone()
+    padded[:, 20:] = 255
+    padded[:, :, 24:] = 255
+    for dilation in (1, 3, 7):
+        expected = border_target(replicated, dilation=dilation) & (padded != 255)
+        assert torch.equal(border_target(padded, dilation=dilation), expected)
+    assert not border_target(torch.full((1, 6, 6), 255)).any()  # nothing labelled
+
+
 def test_border_target_bad_input():
     with pytest.raises(ValueError, match="300"):
         border_target(torch.full((1, 4, 4), 300))
