@@ -71,7 +71,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, Eq. 5:
     FL(p_t) = -alpha_t (1 - p_t)^gamma log(p_t), with p = sigmoid(logit), p_t = p and
     alpha_t = alpha where the target is 1, p_t = 1 - p and alpha_t = 1 - alpha where it is 0.
-    DFN (Yu et al., CVPR 2018, Sec. 3.2, Eq. 3) puts it on the Border Network's outputs;
+    DFN (Yu et al., CVPR 2018, Sec. 3.2, Eq. 4) puts it on the Border Network's outputs;
     alpha = 0.25, gamma = 2 are the values of DFN's official code (the paper does not give
     them). log(p_t) is computed as logsigmoid(+-logit) and (1 - p_t)^gamma as
     exp(gamma * logsigmoid(-+logit)), so the loss and its gradient stay finite for large
@@ -99,8 +99,8 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
             values other than 0, 1 or ``ignore_index``, alpha outside [0, 1], gamma < 0.
 
     Differences from the paper:
-        DFN prints FL(p_k) = -(1 - p_k)^gamma log(p_k) without alpha; its official code uses the
-        alpha_t form above, which we follow.
+        DFN's Eq. 4 is FL(p_k) = -(1 - p_k)^gamma log(p_k), without alpha; its official code
+        uses the alpha_t form above, which we follow.
     """
     if not 0 <= alpha <= 1 or not gamma >= 0:
         raise ValueError(f"need 0 <= alpha <= 1 and gamma >= 0, got alpha={alpha}, "

@@ -74,7 +74,8 @@ def random_scale_crop_flip(image: np.ndarray, mask: np.ndarray, rng: np.random.G
                            scale: tuple[float, float] = (0.5, 2.0),
                            ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
     """The augmentation of the four papers: random scale, random crop back to the input size,
-    random horizontal flip (e.g. DFN Sec. 4.1: scales 0.5 to 2.0, flip).
+    random horizontal flip (e.g. DFN Sec. 4.1: one of the scales {0.5, 0.75, 1, 1.5, 1.75}, and
+    a flip).
 
     The image is scaled by a factor drawn uniformly from ``scale``; where the scaled image is
     smaller than the crop it is padded (image with 0, labels with ``ignore_index``, so padding
@@ -89,6 +90,10 @@ def random_scale_crop_flip(image: np.ndarray, mask: np.ndarray, rng: np.random.G
 
     Shape:
         (H, W, 3), (H, W) -> (H, W, 3), (H, W): the output size equals the input size.
+
+    Differences from the paper:
+        The factor is drawn uniformly from a range (0.5 to 2 by default), not from DFN's five
+        scales.
     """
     h, w = mask.shape
     s = rng.uniform(*scale)

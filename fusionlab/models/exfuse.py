@@ -151,7 +151,7 @@ class SemanticSupervisionHead(nn.Module):
 class SemanticEmbeddingBranch(nn.Module):
     """SEB: x~_l = x_l * PROD over every higher level s of Up(Conv3x3(x_s)).
 
-    ExFuse, Sec. 3.1, Eq. (1) and Fig. 4: each higher-level feature map is projected to the
+    ExFuse, Sec. 3.1, Eq. (2) and Fig. 4: each higher-level feature map is projected to the
     low level's channels by a 3x3 convolution, upsampled bilinearly and multiplied into the low
     level; with several higher levels, the product of all of them.
 
@@ -317,7 +317,7 @@ class ECRE(nn.Module):
 class DenselyAdjacentPrediction(nn.Module):
     """DAP: every position also predicts its k x k neighbours; the votes are averaged.
 
-    ExFuse, Sec. 3.2, Eq. (2) and Fig. 6. The input holds one group of C class scores per
+    ExFuse, Sec. 3.2, Eq. (3) and Fig. 6. The input holds one group of C class scores per
     offset (l, m), 0 <= l, m < k, group-major: channel ``(l*k + m)*C + c`` is class c of group
     (l, m). The output is
 
