@@ -4,14 +4,17 @@ paper numbers' keys, the fallback data."""
 import json
 import math
 
+import numpy as np
 import pytest
 
+from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
                                    ResultsConflict, Variant, gains_table, get_profile, load_data,
                                    merge_results, paired_gain, parse_options, provenance_line,
                                    read_results, results_table, run_experiment, summarise,
                                    t_interval)
 from fusionlab.experiments.runner import variant_definitions
+from fusionlab.train import train
 
 
 @pytest.fixture
@@ -156,6 +159,62 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
         merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json", defs)
     with pytest.raises(ResultsConflict, match="all.json"):
         merge_results("fusion-levels", [tmp_path / "a.json"], tmp_path / "all.json", defs)
+
+
+def six_digits(x: float) -> float:
+    """x rounded to 6 significant digits, through NumPy's decimal formatting."""
+    return float(np.format_float_positional(x, precision=6, unique=False, fractional=False))
+
+
+def test_runner_stores_per_class_boundary_f_and_the_loss_history(tmp_path, no_camvid,
+                                                                  monkeypatch):
+    trained = []
+
+    def train_and_keep(*args, **kwargs):
+        result = train(*args, **kwargs)
+        result.metrics["boundary_f_per_class"][1] = math.nan  # as for a class absent in val
+        trained.append(result)
+        return result
+
+    monkeypatch.setattr(runner, "train", train_and_keep)
+    out = tmp_path / "fl.json"
+    results = run_experiment("fusion-levels", PROFILES["smoke"], [0], out, variants=["c5"])
+    (run,), (result,) = results["runs"], trained
+    per_class = run["boundary_f_per_class"]
+    assert list(per_class) == results["classes"]
+    for name, value in zip(results["classes"], result.metrics["boundary_f_per_class"]):
+        assert per_class[name] is None if math.isnan(value) else per_class[name] == value
+    assert per_class[results["classes"][1]] is None
+    assert '"boundary_f_per_class": {' in out.read_text() and ": null" in out.read_text()
+    assert run["history"] == [{"step": h["step"], "loss": six_digits(h["loss"]),
+                               "lr": six_digits(h["lr"])} for h in result.history]
+    assert run["history"][-1]["step"] == PROFILES["smoke"].steps
+    assert run["final_loss"] == result.history[-1]["loss"]
+
+
+def test_old_runs_without_per_class_boundary_f_or_history_still_merge_and_report(
+        tmp_path, no_camvid):
+    profile = PROFILES["smoke"]
+    defs = variant_definitions(EXPERIMENTS["fusion-levels"])
+    new = run_experiment("fusion-levels", profile, [0], tmp_path / "new.json", variants=["c5"])
+    old = json.loads(json.dumps(new))  # the same run as an earlier version stored it, seed 1
+    for r in old["runs"]:
+        del r["boundary_f_per_class"], r["history"]
+        r["seed"], r["miou"] = 1, r["miou"] + 0.1
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    merged = merge_results("fusion-levels", [tmp_path / "old.json", tmp_path / "new.json"],
+                           tmp_path / "all.json", defs)
+    assert [("history" in r, "boundary_f_per_class" in r) for r in merged["runs"]] == [
+        (False, False), (True, True)]
+    miou = merged["summary"]["c5"]["miou"]
+    assert miou["n"] == 2 and miou["mean"] == pytest.approx(new["runs"][0]["miou"] + 0.05)
+    assert merged["summary"]["c5"]["boundary_f"]["n"] == 2
+    assert results_table(merged).splitlines()[2].startswith("| c5 | 2 | ")
+    assert "seeds 0, 1" in provenance_line(merged)
+    # resuming the mixed file trains nothing and keeps both runs as they are
+    again = run_experiment("fusion-levels", profile, [0, 1], tmp_path / "all.json",
+                           variants=["c5"])
+    assert again["runs"] == merged["runs"]
 
 
 def test_fallback_to_synthetic_scenes_is_announced(tmp_path, no_camvid):

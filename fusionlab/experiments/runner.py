@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,19 @@ def variant_definitions(experiment: Experiment) -> dict:
     """label -> ``{"model", "options"}`` as stored in JSON (tuples become lists)."""
     return json.loads(json.dumps({label: {"model": v.model, "options": v.options}
                                   for label, v in experiment.variants.items()}))
+
+
+def _stored_history(history: list[dict], digits: int = 6) -> list[dict]:
+    """A ``TrainResult.history`` as a run stores it: ``step``, ``loss`` and ``lr`` per logging
+    window, the floats rounded to ``digits`` significant digits (the files stay small)."""
+    return [{"step": h["step"], "loss": float(f"{h['loss']:.{digits}g}"),
+             "lr": float(f"{h['lr']:.{digits}g}")} for h in history]
+
+
+def _stored_per_class(classes: list[str], values: list[float]) -> dict:
+    """Per-class values (K,) as a run stores them: class name -> value, NaN (a class absent
+    from the validation labels) as ``None``, which JSON writes as null."""
+    return {c: None if math.isnan(v) else v for c, v in zip(classes, values, strict=True)}
 
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
@@ -99,7 +113,10 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                 "threads": torch.get_num_threads(), "speed": result.speed,
                 "params": count_parameters(model),
                 "gflops": count_flops(model.cpu(), profile.size) / 1e9,
-                "final_loss": result.history[-1]["loss"]})
+                "final_loss": result.history[-1]["loss"],
+                "boundary_f_per_class": _stored_per_class(data.classes,
+                                                          m["boundary_f_per_class"]),
+                "history": _stored_history(result.history)})
             wall += time.perf_counter() - t0
             save()
     save()

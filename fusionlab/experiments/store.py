@@ -4,6 +4,16 @@ A results file holds one experiment in one profile configuration: every run (var
 metrics, seconds, threads), the summary over seeds, and the provenance (profile, seeds, device,
 versions, commit, wall time, the command that makes it). Stored results are never deleted: a
 file made by another experiment or another profile configuration is refused, not overwritten.
+
+A run holds ``variant`` and ``seed``; ``miou``, ``iou`` (one value per class, in the order of
+the file's ``classes``; NaN for a class absent from the validation labels), ``boundary_f``,
+``pixel_accuracy`` and ``eval_size``; ``train_seconds``, ``threads``, ``speed``, ``params`` and
+``gflops``; ``final_loss`` (the mean training loss of the last logging window);
+``boundary_f_per_class`` (class name -> boundary F-score, null for a class absent from the
+validation labels); and ``history`` (the training loss: ``{"step", "loss", "lr"}`` per logging
+window, floats to 6 significant digits). Runs stored before the last two keys existed lack
+them: the summaries, merges and tables never read them, and a reader of them checks for them
+(``"history" in run``).
 """
 
 from __future__ import annotations
