@@ -18,6 +18,7 @@ from fusionlab.models.base import conv1x1_head
 from fusionlab.models.dupsampling import (AdaptiveTemperature, DUpsampling, DUpsamplingNet,
                                           LabelProjection, bilinear_reconstruction,
                                           fit_label_projection, miou_star)
+from fusionlab.train import poly_schedule
 
 K = 11
 
@@ -286,6 +287,27 @@ def test_temperature_divides_the_scores_and_stays_positive():
     for bad in (0.0, -1.0, float("nan"), True):
         with pytest.raises(ValueError, match="temperature"):
             AdaptiveTemperature(bad)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_adamw_moves_log_temperature_by_about_the_summed_learning_rate(scale):
+    # the numbers of AdaptiveTemperature's docstring: 450 steps at lr 2e-3 on a poly schedule;
+    # a hundred times smaller scores (and gradients) change nothing
+    temperature = AdaptiveTemperature(1.0)
+    optimiser = torch.optim.AdamW(temperature.parameters(), lr=2e-3, weight_decay=0.0)
+    schedule = poly_schedule(optimiser, 450, 0.9)
+    scores = scale * torch.eye(K)[None, :, :, None]  # (1, K, K, 1): one-hot labels' scores
+    labels = torch.arange(K)[None, :, None]  # (1, K, 1)
+    for _ in range(450):  # every step asks for a smaller T (a sharper softmax)
+        optimiser.zero_grad()
+        F.cross_entropy(temperature(scores), labels).backward()
+        optimiser.step()
+        schedule.step()
+    summed = 2e-3 * sum((1 - s / 450) ** 0.9 for s in range(450))
+    assert summed == pytest.approx(0.47, abs=0.005)
+    assert np.exp(-summed) == pytest.approx(0.62, abs=0.005)
+    assert -np.log(temperature.temperature) == pytest.approx(summed, rel=0.1)
+    assert temperature.temperature == pytest.approx(0.6, abs=0.02)
 
 
 def recorder(seen, key, inputs=False):

@@ -699,6 +699,20 @@ class AdaptiveTemperature(nn.Module):
 
     Raises:
         ValueError: ``initial`` not a finite number > 0.
+
+    Differences from the paper:
+        Sec. 3.2 says only that T is learned by back-propagation with no tuning (the reading
+        notes: "自动学习, 无需调整"); it states neither the initial T nor the optimiser or
+        learning rate T gets, and shows T's effect only as loss curves (Fig. 5: about 0.3
+        after some 500 iterations with T, stalled near 2.2 without). Here T starts at
+        ``initial`` and log T is trained with the rest of the model. With AdamW the update of
+        log T is about the learning rate per step whatever the gradient's size (a little more
+        while the gradient grows), so log T moves by about the sum of the learning rates at
+        most, and T moves slowly: in chapter 5's live run in the cpu profile (450 steps, lr
+        2e-3, poly schedule) that sum is 0.47 and exp(-0.47) = 0.62; T went from 1 to about
+        0.6, about as fast as AdamW lets it (450 steps at a constant 2e-3 would allow
+        exp(-0.9) = 0.41). The scores can still sharpen through the layer before W, which can
+        scale its output.
     """
 
     def __init__(self, initial: float = 1.0):
