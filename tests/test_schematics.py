@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from matplotlib.patches import Circle, FancyBboxPatch  # noqa: E402
 
 from fusionlab import schematics, viz  # noqa: E402
-from fusionlab.schematics import dfn, dupsampling  # noqa: E402
+from fusionlab.schematics import dfn, dupsampling, gff  # noqa: E402
 
 SCHEMATICS = {
     "baselines": (schematics.schematic_baselines, ["FCN: no fusion", "UNet: concatenate", "FPN: add",
@@ -21,6 +21,10 @@ SCHEMATICS = {
     "seb": (schematics.schematic_seb, ["×", "$x_3$ (stride 8)", "$x_5$ (stride 32)", "3×3 conv"]),
     "ecre": (schematics.schematic_ecre, ["pixel shuffle r=2", "auxiliary loss vs. labels", "+"]),
     "dap": (lambda: schematics.schematic_dap(3), ["1×1 conv → K·9", "(i, j)", "(0, 0)", "(2, 2)"]),
+    "gffnet": (gff.schematic_gffnet, ["GFF", "DFP", "PPM on c5", "c2 (stride 4)",
+                                      "aux head on c4\n(weight 0.4)"]),
+    "gff": (gff.schematic_gff, [r"$(1 + G_2)\,X_2$", r"$(1 - G_2)\,\Sigma$", "Up", "+"]),
+    "dfp": (gff.schematic_dfp, ["C", "3×3 conv → C", "PPM context", "$D_5$"]),
     "rrb": (dfn.schematic_rrb, ["1×1 conv → C", "BN", "ReLU", "+", "identity: $x'$"]),
     "cab": (dfn.schematic_cab, ["GAP", "sigmoid", "C", "×", "+", "Up(high)", "w: (N, C)"]),
     "smooth_network": (dfn.schematic_smooth_network, ["GP: pool + 1×1 conv", "CAB", "RRB",
