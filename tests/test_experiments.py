@@ -201,6 +201,9 @@ def test_old_runs_without_per_class_boundary_f_or_history_still_merge_and_report
     for r in old["runs"]:
         del r["boundary_f_per_class"], r["history"]
         r["seed"], r["miou"] = 1, r["miou"] + 0.1
+    assert "thread" not in new["provenance"]["device"]  # threads: provenance["threads"]
+    old["provenance"]["device"] = (new["provenance"]["device"][:-1] + ", 1 threads) / "
+                                   + new["provenance"]["device"][:-1] + ", 1 thread)")
     (tmp_path / "old.json").write_text(json.dumps(old))
     merged = merge_results("fusion-levels", [tmp_path / "old.json", tmp_path / "new.json"],
                            tmp_path / "all.json", defs)
@@ -211,6 +214,7 @@ def test_old_runs_without_per_class_boundary_f_or_history_still_merge_and_report
     assert merged["summary"]["c5"]["boundary_f"]["n"] == 2
     assert results_table(merged).splitlines()[2].startswith("| c5 | 2 | ")
     assert "seeds 0, 1" in provenance_line(merged)
+    assert merged["provenance"]["device"] == new["provenance"]["device"]  # one CPU, named once
     # resuming the mixed file trains nothing and keeps both runs as they are
     again = run_experiment("fusion-levels", profile, [0, 1], tmp_path / "all.json",
                            variants=["c5"])

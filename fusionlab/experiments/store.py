@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -118,12 +119,16 @@ def git_commit() -> str:
 
 
 def device_name() -> str:
-    """The accelerator, or the CPU and its thread count."""
+    """The accelerator, or the CPU's architecture (the threads of each run are recorded with
+    the run, and summarised under ``provenance["threads"]``)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    threads = torch.get_num_threads()
-    return (f"CPU ({platform.processor() or platform.machine()}, {threads} "
-            f"thread{'s' if threads > 1 else ''})")
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+_THREADS_IN_DEVICE = re.compile(r", \d+ threads?\)$")
+"""The thread count that files written before ``provenance["threads"]`` carried in their
+device name: removed when merging, so that one CPU is named once."""
 
 
 def write_results(path: str | os.PathLike, results: dict) -> None:
@@ -211,6 +216,7 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
         ", ".join(dict.fromkeys(p["provenance"]["commit"] for p in parts)),
-        " / ".join(dict.fromkeys(p["provenance"]["device"] for p in parts)))
+        " / ".join(dict.fromkeys(_THREADS_IN_DEVICE.sub(")", device) for p in parts
+                                 for device in p["provenance"]["device"].split(" / "))))
     write_results(out, results)
     return results
