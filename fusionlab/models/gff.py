@@ -156,7 +156,8 @@ class GatedFullyFusion(nn.Module):
         channels: C, the channels of every level.
         num_levels: L >= 2.
         gate_channels: 1 (one gate map per level, the paper's Fig. 2) or C (one gate per
-            channel, as the authors' released code).
+            channel, as nhatuan84's copy; the authors' code has 128-channel gates computed on
+            the raw backbone features).
         order: ``"parallel"`` (the paper) or ``"sequential"`` (the released code).
 
     Shape:

@@ -90,7 +90,8 @@ def schematic_dfp():
     d.arrow("cat", "conv")
     d.box("d2", 5.1, 1.3, "$D_2$", role="output", min_width=0.5)
     d.arrow("conv", "d2")
-    d.text(5.25, 2.45, "the higher levels and the context are resized\n(Up) to level 2. From the top down, "
-           "every level\ndoes the same with the levels above it; $D_5$\nreads only the context. "
-           "The head sees every\n$D_l$ and the context.")
+    d.text(5.25, 2.45, "the higher levels and the context are resized\n(Up) to level 2. "
+           "From the top down, every level\ndoes the same with the levels above it;\n"
+           "$D_5$ reads only its own level and the context.\nThe head sees every $D_l$ "
+           "and the context.")
     return d.fig
