@@ -3,17 +3,17 @@
 Tian, He, Shen, Yan, "Decoders Matter for Semantic Segmentation: Data-Dependent Decoding Enables
 Flexible Feature Aggregation", CVPR 2019 (arXiv:1903.02120).
 
-- Label-space compression (Sec. 3.1): the one-hot labels, cut into r x r patches and flattened
+- Label-space compression: the one-hot labels, cut into r x r patches and flattened
   to vectors v of length K r^2, live in a small subspace. With P (C~ x K r^2) and W
   (K r^2 x C~) minimising SUM ||v - W P v||^2 under an orthogonality constraint, the closed form
   is PCA: W holds the leading C~ principal directions and P = W^T (``fit_label_projection``,
   ``LabelProjection``).
-- DUpsampling (Sec. 3.1, Fig. 2): the decoder predicts C~ channels at stride r; each pixel's
+- DUpsampling: the decoder predicts C~ channels at stride r; each pixel's
   vector f becomes W f (+ the mean patch), rearranged into an r x r patch of K class scores: a
   fixed 1x1 convolution, then a depth-to-space (``DUpsampling``).
-- Adaptive-temperature softmax (Sec. 3.2): softmax(z / T) with T learned
+- Adaptive-temperature softmax: softmax(z / T) with T learned
   (``AdaptiveTemperature``).
-- Flexible aggregation (Sec. 3.3, Fig. 3): low-level features are downsampled to the last
+- Flexible aggregation: low-level features are downsampled to the last
   feature's resolution, fused there, and DUpsampling recovers the full resolution
   (``DUpsamplingNet``); its bilinear twin is the same decoder with a 1x1 head.
 - mIoU*, the labels' own reconstruction scored as a prediction (Table 1), is an upper bound of
@@ -158,8 +158,8 @@ def dupsample(codes: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
               ratio: int) -> torch.Tensor:
     """The DUpsampling operation: ``W f + b`` at every pixel, then depth-to-space.
 
-    Tian et al., CVPR 2019, Sec. 3.1: a 1x1 convolution with W (K r^2 x C~) and bias b (the mean
-    patch), then ``pixel_shuffle``: channel ``c * r^2 + dy * r + dx`` becomes the sub-pixel
+    Tian et al., CVPR 2019, DUpsampling: a 1x1 convolution with W (K r^2 x C~) and bias b (the
+    mean patch), then ``pixel_shuffle``: channel ``c * r^2 + dy * r + dx`` becomes the sub-pixel
     (dy, dx) of class c, the inverse of the flattening ``fit_label_projection`` uses.
 
     Shape:
@@ -174,9 +174,9 @@ def dupsample(codes: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 class LabelProjection:
     """A linear compression of r x r one-hot label patches: P = W^T, W and the mean patch.
 
-    Tian et al., CVPR 2019, Sec. 3.1: v (length K r^2, ``pixel_unshuffle`` order) is compressed
-    to ``P (v - mean)`` (C~ numbers) and reconstructed as ``W P (v - mean) + mean``. Made by
-    ``fit_label_projection``.
+    Tian et al., CVPR 2019, label-space compression: v (length K r^2, ``pixel_unshuffle``
+    order) is compressed to ``P (v - mean)`` (C~ numbers) and reconstructed as
+    ``W P (v - mean) + mean``. Made by ``fit_label_projection``.
 
     Attributes:
         num_classes: K.
@@ -476,10 +476,11 @@ def fit_label_projection(dataset, ratio: int, num_components: int, centred: bool
                          cache: bool = True) -> LabelProjection:
     """PCA of the r x r one-hot label patches of a dataset: the W of DUpsampling.
 
-    Tian et al., CVPR 2019, Sec. 3.1: minimise SUM ||v - W P v||^2 over the patches v with
-    W^T W = I; the solution is P = W^T with W the C~ leading principal directions. Patches are
-    cut on the grid from the top-left corner, flattened in ``pixel_unshuffle``'s order
-    (c, dy, dx), so that ``pixel_shuffle`` inverts the flattening (``dupsample``).
+    Tian et al., CVPR 2019, label-space compression: minimise SUM ||v - W P v||^2 over the
+    patches v with W^T W = I; the solution is P = W^T with W the C~ leading principal
+    directions. Patches are cut on the grid from the top-left corner, flattened in
+    ``pixel_unshuffle``'s order (c, dy, dx), so that ``pixel_shuffle`` inverts the flattening
+    (``dupsample``).
 
     **Void.** A patch with void pixels is kept, and its void pixels are excluded: their K
     entries are set to the mean patch's, so after centring they are 0 and add nothing to any
@@ -625,8 +626,8 @@ class DUpsampling(nn.Module):
     """Data-dependent upsampling: a 1x1 convolution with W plus the mean patch, then
     ``pixel_shuffle`` by r (``dupsample``).
 
-    Tian et al., CVPR 2019, Sec. 3.1 and Fig. 2. W is fixed: a buffer (saved with the model,
-    moved with it, never seen by an optimiser), unless ``learn_w``.
+    Tian et al., CVPR 2019, DUpsampling. W is fixed: a buffer (saved with the model, moved with
+    it, never seen by an optimiser), unless ``learn_w``.
 
     Args:
         projection: the fitted ``LabelProjection`` (gives K, r, C~, W and the mean).
@@ -680,10 +681,10 @@ class DUpsampling(nn.Module):
 class AdaptiveTemperature(nn.Module):
     """Adaptive-temperature softmax's scaling: scores z become z / T, T learned.
 
-    Tian et al., CVPR 2019, Sec. 3.2 (after Hinton et al.'s distillation temperature): the
-    upsampled scores of a W fitted to one-hot patches lie near 0..1, so a plain softmax of them
-    is flat and the cross-entropy stalls (Fig. 5); a learned T sharpens it. T = exp(log T) with
-    log T the parameter, so T stays positive whatever the optimiser does.
+    Tian et al., CVPR 2019, adaptive-temperature softmax (after Hinton et al.'s distillation
+    temperature): the upsampled scores of a W fitted to one-hot patches lie near 0..1, so a plain
+    softmax of them is flat and the cross-entropy stalls (Fig. 5); a learned T sharpens it.
+    T = exp(log T) with log T the parameter, so T stays positive whatever the optimiser does.
 
     The module returns z / T; the cross-entropy of these logits is the cross-entropy of
     softmax(z / T), and their argmax is z's.
@@ -701,7 +702,7 @@ class AdaptiveTemperature(nn.Module):
         ValueError: ``initial`` not a finite number > 0.
 
     Differences from the paper:
-        Sec. 3.2 says only that T is learned by back-propagation with no tuning (the reading
+        The paper says only that T is learned by back-propagation with no tuning (the reading
         notes: "自动学习, 无需调整"); it states neither the initial T nor the optimiser or
         learning rate T gets, and shows T's effect only as loss curves (Fig. 5: about 0.3
         after some 500 iterations with T, stalled near 2.2 without). Here T starts at
@@ -735,7 +736,7 @@ def dupsampling_head(projection: LabelProjection, learn_w: bool = False,
                      w_init: str = "pca") -> HeadFactory:
     """A prediction-head factory: a 1x1 convolution to C~ channels, then ``DUpsampling``.
 
-    Tian et al., CVPR 2019, Fig. 2. Any model that takes a ``head`` (FPN, UNet, FCN,
+    Tian et al., CVPR 2019, DUpsampling. Any model that takes a ``head`` (FPN, UNet, FCN,
     ``DUpsamplingNet``) can use it; r must be the stride of the features the head reads.
 
     Args:
@@ -773,7 +774,7 @@ def crop_or_upsample(scores: torch.Tensor, images: torch.Tensor) -> torch.Tensor
 class DUpsamplingNet(SegmentationModel):
     """The DUpsampling decoder: flexible aggregation at the output stride, then DUpsampling.
 
-    Tian et al., CVPR 2019, Sec. 3.3 and Fig. 3: each fused low-level feature is DOWNSAMPLED to
+    Tian et al., CVPR 2019, flexible aggregation: each fused low-level feature is DOWNSAMPLED to
     the last feature's resolution (c5 at the output stride), passed through a 1x1 convolution,
     and concatenated with the last feature; two 3x3 convolutions fuse them; the head predicts
     from there. With the default head (a 1x1 convolution to C~, ``DUpsampling``) the decoder

@@ -8,34 +8,46 @@ from fusionlab.viz import FIGURE_WIDTH, FONT_SIZE
 
 
 def schematic_label_compression():
-    """Label-space compression: an r × r patch of the labels, one-hot and flattened in
-    (c, dy, dx) order to v of length K·r², is compressed to a code P v of C~ numbers and
-    reconstructed as W P v (plus the mean patch when the patches are centred), which pixel
-    shuffle lays out again as an r × r × K patch. W holds the C~ leading principal directions
-    of the training patches and P = Wᵀ.
+    """Label-space compression as ``LabelProjection`` computes it: an r × r patch of the labels,
+    one-hot and flattened in (c, dy, dx) order to v of length K·r², is centred on the mean
+    patch v̄ and compressed to a code c = P (v − v̄) of C~ numbers, reconstructed as
+    v̂ = W c + v̄, which pixel shuffle lays out again as an r × r × K patch. W holds the C~
+    leading principal directions of the centred training patches and P = Wᵀ.
 
-    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, Sec. 3.1.
+    The centred form is drawn because it is what ``LabelProjection.encode`` and ``decode``
+    compute with ``fit_label_projection``'s default ``centred=True``; with ``centred=False`` the
+    mean patch is zero and the drawing reads c = P v, v̂ = W P v.
+
+    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, label-space
+    compression.
+
+    Differences from the paper:
+        The paper writes the objective without a mean, SUM ||v − W P v||², and does not say
+        whether the patches are centred; fusionlab centres them by default, so the code is
+        taken of v − v̄ and the reconstruction adds v̄ back (the bias of DUpsampling).
     """
     d = Diagram(FIGURE_WIDTH, 2.5)
     d.text(0.05, 2.3, "compress (once, on the training labels)", weight="bold", ha="left")
     d.box("patch", 0.7, 1.75, "r×r label patch", role="feature")
     d.box("flat", 2.45, 1.75, "one-hot, flatten (c, dy, dx)")
     d.box("v", 4.2, 1.75, "v: K·r² numbers", role="feature")
-    d.box("code", 6.25, 1.75, r"code: $\tilde{C}$ numbers", role="output")
+    d.box("code", 6.15, 1.75, r"code $c = P\,(v - \bar{v})$:" "\n"
+          r"$\tilde{C}$ numbers", role="output")
     d.arrow("patch", "flat")
     d.arrow("flat", "v")
     d.arrow("v", "code", label=r"$P = W^\top$")
     d.text(0.05, 1.2, "reconstruct (DUpsampling)", weight="bold", ha="left")
-    d.box("w", 6.25, 0.75, "× W, + mean")
-    d.box("vhat", 4.2, 0.75, "K·r² scores", role="feature")
+    d.box("w", 6.15, 0.75, "× W, + mean")
+    d.box("vhat", 4.2, 0.75, r"$\hat{v} = W c + \bar{v}$: K·r² scores", role="feature")
     d.box("shuffle", 2.45, 0.75, "pixel shuffle r")
     d.box("out", 0.7, 0.75, "r×r×K scores", role="output")
     d.arrow("code", "w")
     d.arrow("w", "vhat")
     d.arrow("vhat", "shuffle")
     d.arrow("shuffle", "out")
-    d.text(3.5, 0.2, r"W: the $\tilde{C}$ leading principal directions of the training "
-           r"patches (PCA); pixel shuffle inverts the flattening")
+    d.text(3.5, 0.2, r"mean $\bar{v}$: the mean training patch; W: the $\tilde{C}$ leading "
+           r"principal directions of $v - \bar{v}$ (PCA)" "\n"
+           "pixel shuffle inverts the flattening")
     return d.fig
 
 
@@ -45,8 +57,8 @@ def schematic_dupsampling_head():
     pixel shuffle lays them out at full resolution, and the scores are divided by a learned
     temperature T before the softmax and the cross-entropy against the full-resolution labels.
 
-    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, Sec. 3.1
-    (DUpsampling) and Sec. 3.2 (adaptive-temperature softmax).
+    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, DUpsampling
+    and the adaptive-temperature softmax.
     """
     d = Diagram(FIGURE_WIDTH, 2.2)
     d.box("x", 0.75, 1.6, "features: C, H/r", role="feature")
@@ -75,8 +87,8 @@ def schematic_flexible_aggregation():
     bilinearly; DUpsampling's decoder average-pools c2 to stride 16, fuses there, and lets
     DUpsampling recover the full resolution.
 
-    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, Sec. 3.3 and
-    Fig. 3 (the paper downsamples bilinearly; fusionlab uses average pooling).
+    Source: Tian et al., "Decoders Matter for Semantic Segmentation", CVPR 2019, flexible
+    aggregation (the paper downsamples bilinearly; fusionlab uses average pooling).
     """
     d = Diagram(FIGURE_WIDTH, 3.0)
     for x0, title in ((0.0, "upsample, then fuse"), (3.6, "fuse at stride 16, then DUpsampling")):
