@@ -4,7 +4,8 @@ from functools import partial
 import pytest
 import torch
 
-from fusionlab.losses import AuxLoss, SegmentationLoss, cross_entropy, focal_loss
+from fusionlab.losses import (AuxLoss, SegmentationLoss, cross_entropy, focal_loss,
+                              official_focal_loss)
 from fusionlab.models import SegOutput
 
 
@@ -91,15 +92,20 @@ def test_focal_loss_gradient_is_finite_for_saturated_logits(gamma):
     assert loss.item() == pytest.approx(focal_by_hand(0.0, 1, gamma=gamma) / 3, rel=1e-5)
 
 
-def test_focal_loss_bad_input():
+@pytest.mark.parametrize("loss_fn", [focal_loss, official_focal_loss],
+                         ids=["focal_loss", "official_focal_loss"])
+def test_focal_loss_bad_input(loss_fn):
     with pytest.raises(ValueError, match=r"one border channel.*\(1, 2, 3, 3\)"):
-        focal_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, dtype=torch.long))
+        loss_fn(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\[2\]"):
-        focal_loss(torch.zeros(1, 3, 3), torch.full((1, 3, 3), 2))
+        loss_fn(torch.zeros(1, 3, 3), torch.full((1, 3, 3), 2))
     with pytest.raises(ValueError, match=r"\(1, 3, 3\).*\(1, 3, 4\)"):
-        focal_loss(torch.zeros(1, 3, 3), torch.zeros(1, 3, 4, dtype=torch.long))
+        loss_fn(torch.zeros(1, 3, 3), torch.zeros(1, 3, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="float32"):
-        focal_loss(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3))
+        loss_fn(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3))
+
+
+def test_focal_loss_refuses_alpha_outside_0_1():
     with pytest.raises(ValueError, match="alpha=1.5"):
         focal_loss(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3, dtype=torch.long), alpha=1.5)
 
