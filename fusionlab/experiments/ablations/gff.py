@@ -2,8 +2,8 @@
 Dense Feature Pyramid, the gate width and the fusion order (chapter 3).
 
 The paper's ablation numbers (its Table 1 and the later tables) are not reproduced here: they
-could not be read from a source we can cite. The one number given is the full network's Cityscapes
-test mIoU, a level on another dataset and scale, not a gain to compare with ours.
+could not be read from a source we can cite. The one number given is the full network's
+Cityscapes test mIoU, a level on another dataset and scale, not a gain to compare with ours.
 """
 
 from __future__ import annotations
@@ -92,5 +92,6 @@ GFF = Experiment(
 reduced to the profile's width, with two 3x3 convolutions per fused level and the plain
 concatenation with the context), then the Dense Feature Pyramid on GFF; and two ablations on
 GFF without the DFP: one gate per channel (nhatuan84's copy; the authors' code has 128-channel
-gates on the raw backbone features) against one gate map per level (the paper's Fig. 2), and the released code's sequential, in-place order against the
-paper's parallel formula. The headline compares the PSPNet baseline with the full network."""
+gates on the raw backbone features) against one gate map per level (the paper's Fig. 2), and
+the released code's sequential, in-place order against the paper's parallel formula. The
+headline compares the PSPNet baseline with the full network."""
