@@ -58,6 +58,18 @@ def test_reads_layout_maps_void_and_normalises(fixture_root):
     assert np.allclose(sample["image"].numpy().transpose(1, 2, 0), (rgb - mean) / std, atol=1e-4)
 
 
+
+def test_normalise_is_bitwise_the_per_pixel_formula_and_denormalise_inverts_it():
+    from fusionlab.datasets.base import IMAGENET_MEAN, IMAGENET_STD, denormalise, normalise
+    values = np.arange(256, dtype=np.uint8)
+    image = np.stack([values, values[::-1], np.roll(values, 7)], -1).reshape(16, 16, 3)
+    direct = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD  # (16, 16, 3)
+    out = normalise(image)
+    assert out.shape == (3, 16, 16) and out.dtype == torch.float32
+    assert np.array_equal(out.numpy(), direct.transpose(2, 0, 1))
+    assert np.array_equal(denormalise(out), image)
+    assert np.array_equal(normalise(image[:, ::-1]).numpy(), direct[:, ::-1].transpose(2, 0, 1))
+
 def _centre_nearest(labels: np.ndarray, size) -> np.ndarray:
     """The label under each output pixel's centre, in continuous coordinates."""
     (h_in, w_in), (h, w) = labels.shape, size

@@ -38,7 +38,7 @@ def resize_labels(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     (h_in, w_in), (h, w) = mask.shape, size
     rows = (2 * np.arange(h) + 1) * h_in // (2 * h)  # (H',) source row of each output row
     cols = (2 * np.arange(w) + 1) * w_in // (2 * w)  # (W',)
-    return mask[rows[:, None], cols[None, :]]  # (H', W')
+    return mask[rows][:, cols]  # (H', W')
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
