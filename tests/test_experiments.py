@@ -10,9 +10,9 @@ import pytest
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
                                    ResultsConflict, Variant, gains_table, get_profile, load_data,
-                                   merge_results, paired_gain, parse_options, provenance_line,
-                                   read_results, results_table, run_experiment, summarise,
-                                   t_interval)
+                                   gain_verdict, merge_results, paired_gain, parse_options,
+                                   provenance_line, read_results, real_gains, results_table,
+                                   run_experiment, summarise, t_interval)
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.train import train
 
@@ -69,6 +69,22 @@ def test_paired_gain_interval_decides_what_is_real():
     assert paired_gain(results, "a", "b", "thin_iou")["mean"] == pytest.approx(0.04 / 3)
     with pytest.raises(ValueError, match="'d'"):
         paired_gain(results, "a", "d")
+
+
+def test_prose_names_the_real_gains_and_their_sign():
+    results = toy_results()
+    with_loss = {**results, "runs": results["runs"] + [
+        {"variant": "d", "seed": s, "miou": m, "iou": [m, m], "boundary_f": m}
+        for s, m in [(0, 0.30), (1, 0.41), (2, 0.36)]]}
+    pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")]  # e was never run
+    assert real_gains(with_loss, pairs) == "b vs a, d vs a"
+    assert real_gains(with_loss, [("a", "c")]) == "none"
+    assert real_gains(None, pairs) == "none (no reference results yet)"
+    assert gain_verdict(with_loss, "a", "b") == "is a real gain"
+    assert gain_verdict(with_loss, "a", "d") == "is a real loss"
+    assert gain_verdict(with_loss, "a", "c") == "is not distinguishable from zero"
+    assert gain_verdict(with_loss, "a", "e").startswith("cannot be read yet")
+    assert gain_verdict(None, "a", "b").startswith("cannot be read yet")
 
 
 def test_tables_are_markdown_in_percent_and_report_nan():

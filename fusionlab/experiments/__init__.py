@@ -20,8 +20,8 @@ from fusionlab.experiments.builders import (MODELS, BuildContext, Variant, build
 from fusionlab.experiments.data import Data, load_data
 from fusionlab.experiments.profiles import (PROFILES, Profile, build_encoder, get_profile,
                                             train_config)
-from fusionlab.experiments.report import (gain_text, gains_table, live_run, provenance_line,
-                                          results_table)
+from fusionlab.experiments.report import (gain_text, gain_verdict, gains_table, live_run,
+                                          provenance_line, real_gains, results_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import paired_gain, summarise, t_interval, thin_iou
@@ -30,7 +30,8 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "PROFILES", "Profile", "build_encoder", "get_profile",
-           "train_config", "gain_text", "gains_table", "live_run", "provenance_line",
-           "results_table", "get_experiment", "run_experiment", "Experiment", "PaperNumber",
-           "paired_gain", "summarise", "t_interval", "thin_iou", "ResultsConflict",
-           "load_results", "merge_results", "read_results", "results_path"]
+           "train_config", "gain_text", "gain_verdict", "gains_table", "live_run",
+           "provenance_line", "real_gains", "results_table", "get_experiment",
+           "run_experiment", "Experiment", "PaperNumber", "paired_gain", "summarise",
+           "t_interval", "thin_iou", "ResultsConflict", "load_results", "merge_results",
+           "read_results", "results_path"]

@@ -148,3 +148,29 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
         return f"{_pct(g['mean'], True)} points (one seed: no interval)"
     return (f"{_pct(g['mean'], True)} points ({100 * CONFIDENCE:.0f}% interval "
             f"{_pct(low, True)} to {_pct(high, True)})")
+
+
+def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
+    """The comparisons of ``pairs`` ((base, variant) tuples) whose paired gain in ``metric`` is
+    real (its 95% interval excludes zero), for the prose: ``"b vs a, c vs a"``, ``"none"``, or
+    ``"none (no reference results yet)"``; pairs with a variant not yet run are left out."""
+    if results is None:
+        return "none (no reference results yet)"
+    run = {r["variant"] for r in results["runs"]}
+    real = [f"{variant} vs {base}" for base, variant in pairs if {base, variant} <= run
+            and paired_gain(results, base, variant, metric)["real"]]
+    return ", ".join(real) or "none"
+
+
+def gain_verdict(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
+    """What the paired gain of ``variant`` over ``base`` says, as a predicate for the prose:
+    ``"is a real gain"`` or ``"is a real loss"`` (its 95% interval excludes zero),
+    ``"is not distinguishable from zero"``, or ``"cannot be read yet (...)"`` when the results
+    are missing or the two variants share no seed."""
+    try:
+        g = paired_gain(results, base, variant, metric)
+    except (TypeError, ValueError):  # no results (yet): the prose stays renderable
+        return "cannot be read yet (the reference results are missing or incomplete)"
+    if not g["real"]:
+        return "is not distinguishable from zero"
+    return "is a real gain" if g["mean"] > 0 else "is a real loss"
