@@ -69,6 +69,10 @@ def test_normalise_is_bitwise_the_per_pixel_formula_and_denormalise_inverts_it()
     assert np.array_equal(out.numpy(), direct.transpose(2, 0, 1))
     assert np.array_equal(denormalise(out), image)
     assert np.array_equal(normalise(image[:, ::-1]).numpy(), direct[:, ::-1].transpose(2, 0, 1))
+    with pytest.raises(TypeError, match="float32"):
+        normalise(image.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(16, 16\)"):
+        normalise(image[..., 0])
 
 def _centre_nearest(labels: np.ndarray, size) -> np.ndarray:
     """The label under each output pixel's centre, in continuous coordinates."""
