@@ -55,3 +55,22 @@ def test_experiment_list_names_every_variant(capsys):
     main(["experiment", "list"])
     out = capsys.readouterr().out
     assert "fusion-levels:" in out and "'FPN c2-c5': fpn" in out and "exfuse:" in out
+
+
+def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    args = ["experiment", "run", "fusion-levels", "--profile", "smoke", "--seeds", "0",
+            "--variants", "c5"]
+    main(args)
+    main([*args, "--steps", "3"])
+    default = json.loads((tmp_path / "fusion-levels-smoke.json").read_text())
+    longer = json.loads((tmp_path / "fusion-levels-smoke-3steps.json").read_text())
+    assert default["profile_config"]["steps"] == 8 and longer["profile_config"]["steps"] == 3
+    assert longer["profile"] == "smoke" and longer["runs"][0]["history"][-1]["step"] == 3
+    assert not default["provenance"]["command"].endswith("--steps 8")
+    assert longer["provenance"]["command"].endswith("--seeds 0 --steps 3")
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--steps", "0"])
+    assert exit_.value.code == 2 and "--steps must be positive, got 0" in capsys.readouterr().err

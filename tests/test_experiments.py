@@ -77,7 +77,7 @@ def test_prose_names_the_real_gains_and_their_sign():
         {"variant": "d", "seed": s, "miou": m, "iou": [m, m], "boundary_f": m}
         for s, m in [(0, 0.30), (1, 0.41), (2, 0.36)]]}
     pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")]  # e was never run
-    assert real_gains(with_loss, pairs) == "b vs a, d vs a"
+    assert real_gains(with_loss, pairs) == "b vs a, d vs a (a loss)"
     assert real_gains(with_loss, [("a", "c")]) == "none"
     assert real_gains(None, pairs) == "none (no reference results yet)"
     assert gain_verdict(with_loss, "a", "b") == "is a real gain"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.profiles import PROFILES, get_profile
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
-from fusionlab.experiments.store import merge_results
+from fusionlab.experiments.store import merge_results, results_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     run.add_argument("--variants", nargs="+", default=None, help="a subset of the variants")
     run.add_argument("--out", type=Path, default=None, help="results file (default: the book's)")
+    run.add_argument("--steps", type=int, default=None,
+                     help="train this many steps instead of the profile's (stored apart, by "
+                          "default in book/results/NAME-PROFILE-STEPSsteps.json)")
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
     merge.add_argument("name", choices=sorted(EXPERIMENTS))
     merge.add_argument("files", type=Path, nargs="+")
@@ -45,8 +49,13 @@ def main(argv: list[str] | None = None) -> None:
             results = merge_results(args.name, args.files, args.out,
                                     variant_definitions(get_experiment(args.name)))
         else:
-            results = run_experiment(args.name, get_profile(args.profile), args.seeds, args.out,
-                                     args.variants)
+            profile, out = get_profile(args.profile), args.out
+            if args.steps is not None:
+                if args.steps < 1:
+                    parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
+                profile = dataclasses.replace(profile, steps=args.steps)
+                out = out or results_path(args.name, f"{profile.name}-{args.steps}steps")
+            results = run_experiment(args.name, profile, args.seeds, out, args.variants)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
     for variant, s in results["summary"].items():

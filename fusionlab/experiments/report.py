@@ -152,16 +152,19 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
 
 def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
     """The comparisons of ``pairs`` ((base, variant) tuples) whose paired gain in ``metric`` is
-    real (its 95% interval excludes zero), for the prose: ``"b vs a, c vs a"``, ``"none"``, or
-    ``"none (no reference results yet)"``; pairs with a variant not yet run are left out.
+    real (its 95% interval excludes zero), for the prose: ``"b vs a, c vs a (a loss)"`` (a
+    real gain below zero is marked as a loss), ``"none"``, or ``"none (no reference results
+    yet)"``; pairs with a variant not yet run are left out.
 
     Raises:
         ValueError: two variants that were both run share no seed (see ``paired_gain``)."""
     if results is None:
         return "none (no reference results yet)"
     run = {r["variant"] for r in results["runs"]}
-    real = [f"{variant} vs {base}" for base, variant in pairs if {base, variant} <= run
-            and paired_gain(results, base, variant, metric)["real"]]
+    real = []
+    for base, variant in pairs:
+        if {base, variant} <= run and (g := paired_gain(results, base, variant, metric))["real"]:
+            real.append(f"{variant} vs {base}" + (" (a loss)" if g["mean"] < 0 else ""))
     return ", ".join(real) or "none"
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 import fusionlab
+from fusionlab.experiments.profiles import PROFILES
 from fusionlab.experiments.stats import summarise, thin_iou
 from fusionlab.io import atomic_write
 
@@ -178,9 +179,17 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
             "fusionlab": fusionlab.__version__, "commit": commit, "wall_seconds": wall,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": f"python -m fusionlab experiment run {name} --profile "
-                       f"{profile_config['name']} --seeds {' '.join(map(str, seeds))}",
+                       f"{profile_config['name']} --seeds {' '.join(map(str, seeds))}"
+                       + _steps_argument(profile_config),
         },
     }
+
+
+def _steps_argument(profile_config: dict) -> str:
+    """`` --steps N`` when a run trained another number of steps than its named profile."""
+    named = PROFILES.get(profile_config["name"])
+    steps = profile_config["steps"]
+    return "" if named is not None and named.steps == steps else f" --steps {steps}"
 
 
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:
