@@ -146,3 +146,11 @@ def test_the_book_serves_its_own_javascript():
         folder, file = name.split("/")
         assert f"$(VENDOR)/{folder}" in makefile
     assert not list((BOOK / "_static").rglob("*.js")), "every .js in _static loads on every page"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    ids = [cell.get("id") for cell in _cells(path)]
+    missing = [i for i, x in enumerate(ids) if x is None]
+    assert not missing, f"{path.name}: cells {missing} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name} repeats a cell id"
