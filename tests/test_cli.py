@@ -5,6 +5,7 @@ import json
 import pytest
 
 from fusionlab.__main__ import main
+from fusionlab.experiments import load_results
 
 
 def bench(capsys, *args):
@@ -65,8 +66,11 @@ def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monke
             "--variants", "c5"]
     main(args)
     main([*args, "--steps", "3"])
-    default = json.loads((tmp_path / "fusion-levels-smoke.json").read_text())
-    longer = json.loads((tmp_path / "fusion-levels-smoke-3steps.json").read_text())
+    main([*args, "--steps", "8"])  # the profile's own schedule: its own file, nothing new
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "fusion-levels-smoke-3steps.json", "fusion-levels-smoke.json"]
+    default = load_results("fusion-levels", "smoke")
+    longer = load_results("fusion-levels", "smoke", steps=3)
     assert default["profile_config"]["steps"] == 8 and longer["profile_config"]["steps"] == 3
     assert longer["profile"] == "smoke" and longer["runs"][0]["history"][-1]["step"] == 3
     assert not default["provenance"]["command"].endswith("--steps 8")

@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> None:
                                     variant_definitions(get_experiment(args.name)))
         else:
             profile, out = get_profile(args.profile), args.out
-            if args.steps is not None:
-                if args.steps < 1:
-                    parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
+            if args.steps is not None and args.steps < 1:
+                parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
+            if args.steps is not None and args.steps != profile.steps:
                 profile = dataclasses.replace(profile, steps=args.steps)
-                out = out or results_path(args.name, f"{profile.name}-{args.steps}steps")
+                out = out or results_path(args.name, profile.name, args.steps)
             results = run_experiment(args.name, profile, args.seeds, out, args.variants)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")

@@ -48,9 +48,11 @@ def results_dir() -> Path:
     return book / "results" if book.is_dir() else Path.cwd() / "results"
 
 
-def results_path(name: str, profile: str) -> Path:
-    """Where the reference results of experiment ``name`` in ``profile`` are stored."""
-    return results_dir() / f"{name}-{profile}.json"
+def results_path(name: str, profile: str, steps: int | None = None) -> Path:
+    """Where the reference results of experiment ``name`` in ``profile`` are stored:
+    ``NAME-PROFILE.json``, or ``NAME-PROFILE-Nsteps.json`` for runs trained for ``steps``
+    instead of the profile's schedule (``experiment run --steps N``)."""
+    return results_dir() / f"{name}-{profile}{f'-{steps}steps' if steps else ''}.json"
 
 
 def read_results(path: str | os.PathLike) -> dict:
@@ -72,13 +74,14 @@ def read_results(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_results(name: str, profile: str = "cpu") -> dict | None:
-    """The stored reference results of an experiment, or ``None`` if there are none.
+def load_results(name: str, profile: str = "cpu", steps: int | None = None) -> dict | None:
+    """The stored reference results of an experiment, or ``None`` if there are none;
+    ``steps``: those trained for another schedule than the profile's (see ``results_path``).
 
     Raises:
         ValueError: a corrupt file (see ``read_results``).
     """
-    path = results_path(name, profile)
+    path = results_path(name, profile, steps)
     return read_results(path) if path.is_file() else None
 
 
