@@ -7,6 +7,7 @@ Examples::
     python -m fusionlab train --model exfuse --modules ss lr seb dap --profile cpu
     python -m fusionlab bench --model unet --modules levels=c3,c4,c5 --profile cpu
     python -m fusionlab bench --model fpn --training --profile cpu
+    python -m fusionlab train --model fpn --encoder mobilenet_v2-imagenet --profile cpu
     python -m fusionlab experiment run fusion-levels --profile cpu --seeds 0 1 2
 
 Models and their options come from ``fusionlab.experiments.MODELS``, the same table the
@@ -21,10 +22,11 @@ import sys
 
 from fusionlab.bench import count_flops, count_parameters, forward_latency, training_speed
 from fusionlab.datasets import SyntheticScenes
-from fusionlab.experiments import (MODELS, BuildContext, build_model, get_profile, load_data,
-                                   parse_options, train_config)
+from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, get_profile,
+                                   load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
 from fusionlab.train import evaluate, load_model_weights, seed_everything, train
+from fusionlab.weights import WeightsNotFoundError
 
 
 def _positive(text: str) -> int:
@@ -42,6 +44,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "levels=c3,c4,c5 (see --list-models)")
     parser.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
                         help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
+                        help="default: the profile's (resnet); "
+                             + "; ".join(f"{k}: {v}" for k, v in ENCODERS.items()))
 
 
 def _models_help() -> str:
@@ -83,13 +88,13 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
 
-    profile = get_profile(args.profile)
+    profile = with_encoder(get_profile(args.profile), args.encoder)
     if args.command == "bench":
         # a small synthetic training set for heads fitted to labels: costs do not depend on it
         context = BuildContext(11, profile, SyntheticScenes(16, profile.size))
         try:
             model = build_model(args.model, context, **options)
-        except ValueError as err:
+        except (ValueError, WeightsNotFoundError) as err:
             parser.error(str(err))
         report = {"model": args.model, "options": options, "size": profile.size,
                   "params": count_parameters(model),
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = build_model(args.model, BuildContext(len(data.classes), profile, data.train),
                             **options)
-    except ValueError as err:
+    except (ValueError, WeightsNotFoundError) as err:
         parser.error(str(err))
     if args.command == "train":
         overrides = {"checkpoint": args.checkpoint}

@@ -18,3 +18,12 @@ def real_camvid() -> Path | None:
     if root and (Path(root) / "camvid" / "train.txt").is_file():
         return Path(root) / "camvid"
     return None
+
+
+def real_weights() -> Path | None:
+    """The folder of torchvision's ImageNet MobileNetV2 file when ``FUSIONLAB_WEIGHTS`` holds
+    it (CI points it at the shared copy), else ``None``."""
+    folder = os.environ.get("FUSIONLAB_WEIGHTS")
+    if folder and (Path(folder) / "mobilenet_v2-b0353104.pth").is_file():
+        return Path(folder)
+    return None

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from fusionlab.experiments.ablations import EXPERIMENTS
-from fusionlab.experiments.profiles import PROFILES, get_profile
+from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.store import merge_results, results_path
 
@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--steps", type=int, default=None,
                      help="train this many steps instead of the profile's (stored apart, by "
                           "default in book/results/NAME-PROFILE-STEPSsteps.json)")
+    run.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
+                     help="train on this encoder instead of the profile's (stored apart, by "
+                          "default in book/results/NAME-PROFILE-ENCODER.json): "
+                          + "; ".join(f"{k}: {v}" for k, v in ENCODERS.items()))
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
     merge.add_argument("name", choices=sorted(EXPERIMENTS))
     merge.add_argument("files", type=Path, nargs="+")
@@ -52,11 +56,15 @@ def main(argv: list[str] | None = None) -> None:
             profile, out = get_profile(args.profile), args.out
             if args.steps is not None and args.steps < 1:
                 parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
-            if args.steps is not None and args.steps != profile.steps:
-                profile = dataclasses.replace(profile, steps=args.steps)
-                out = out or results_path(args.name, profile.name, args.steps)
+            steps = args.steps if args.steps not in (None, profile.steps) else None
+            encoder = args.encoder if args.encoder not in (None, profile.encoder) else None
+            if steps is not None:
+                profile = dataclasses.replace(profile, steps=steps)
+            if encoder is not None:
+                profile = with_encoder(profile, encoder)
+            out = out or results_path(args.name, profile.name, steps, encoder)
             results = run_experiment(args.name, profile, args.seeds, out, args.variants)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # WeightsNotFoundError too
         parser.exit(2, f"error: {err}\n")
     for variant, s in results["summary"].items():
         print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"

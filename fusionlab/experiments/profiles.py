@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fusionlab.encoders import ResNetEncoder
+from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.train import TrainConfig
 
 
@@ -30,6 +30,11 @@ class Profile:
         blocks, widths: the ``ResNetEncoder`` layout.
         channels: decoder channels.
         num_workers: DataLoader workers.
+        encoder: a key of ``ENCODERS``: ``"resnet"`` (the ``ResNetEncoder`` above, from
+            scratch), ``"mobilenet_v2"`` (from scratch) or ``"mobilenet_v2-imagenet"``
+            (torchvision's ImageNet weights, found by ``fusionlab.weights.find_weights``).
+        frozen_bn: keep the encoder's batch norms at their pretrained statistics (a
+            ``MobileNetV2Encoder`` option; ignored by ``ResNetEncoder``).
     """
 
     name: str
@@ -44,6 +49,25 @@ class Profile:
     widths: tuple[int, ...]
     channels: int
     num_workers: int
+    encoder: str = "resnet"
+    frozen_bn: bool = False
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {tuple(ENCODERS)}, got {self.encoder!r}")
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the encoder starts from ImageNet weights."""
+        return self.encoder.endswith("-imagenet")
+
+
+ENCODERS = {
+    "resnet": "ResNetEncoder of the profile's blocks and widths, from scratch",
+    "mobilenet_v2": "MobileNetV2Encoder, from scratch",
+    "mobilenet_v2-imagenet": "MobileNetV2Encoder with torchvision's ImageNet weights",
+}
+"""The encoders a profile can name, with one line each."""
 
 
 PROFILES = {
@@ -71,9 +95,39 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 
-def build_encoder(profile: Profile, blocks: tuple[int, ...] | None = None) -> ResNetEncoder:
-    """The profile's ``ResNetEncoder`` (from scratch); ``blocks`` overrides its layout."""
-    return ResNetEncoder(blocks=blocks or profile.blocks, widths=profile.widths)
+def build_encoder(profile: Profile, blocks: tuple[int, ...] | None = None,
+                  output_stride: int = 32) -> ResNetEncoder | MobileNetV2Encoder:
+    """The profile's encoder (``Profile.encoder``) at ``output_stride``.
+
+    Args:
+        blocks: overrides the ``ResNetEncoder``'s blocks per stage (ExFuse's layer
+            rearrangement); only for ``"resnet"``.
+        output_stride: 32, 16 or 8.
+
+    Raises:
+        ValueError: ``blocks`` with a MobileNetV2 encoder, a bad ``output_stride``.
+        WeightsNotFoundError: ``"mobilenet_v2-imagenet"`` without the weights file (see
+            ``fusionlab.weights.find_weights``).
+    """
+    if profile.encoder == "resnet":
+        return ResNetEncoder(blocks=blocks or profile.blocks, widths=profile.widths,
+                             output_stride=output_stride)
+    if blocks is not None:
+        raise ValueError(f"blocks={tuple(blocks)} rearranges a ResNetEncoder's stages; the "
+                         f"{profile.encoder} encoder has MobileNetV2's fixed layout")
+    if profile.pretrained:
+        return MobileNetV2Encoder.pretrained(output_stride, profile.frozen_bn)
+    return MobileNetV2Encoder(output_stride, profile.frozen_bn)
+
+
+def with_encoder(profile: Profile, encoder: str | None) -> Profile:
+    """``profile`` with another encoder (``None``: unchanged).
+
+    Raises:
+        ValueError: an unknown encoder.
+    """
+    return profile if encoder in (None, profile.encoder) else dataclasses.replace(
+        profile, encoder=encoder)
 
 
 def train_config(profile: Profile, seed: int = 0, **overrides) -> TrainConfig:

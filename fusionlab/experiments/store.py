@@ -48,11 +48,14 @@ def results_dir() -> Path:
     return book / "results" if book.is_dir() else Path.cwd() / "results"
 
 
-def results_path(name: str, profile: str, steps: int | None = None) -> Path:
+def results_path(name: str, profile: str, steps: int | None = None,
+                 encoder: str | None = None) -> Path:
     """Where the reference results of experiment ``name`` in ``profile`` are stored:
-    ``NAME-PROFILE.json``, or ``NAME-PROFILE-Nsteps.json`` for runs trained for ``steps``
-    instead of the profile's schedule (``experiment run --steps N``)."""
-    return results_dir() / f"{name}-{profile}{f'-{steps}steps' if steps else ''}.json"
+    ``NAME-PROFILE.json``; ``NAME-PROFILE-ENCODER.json`` for runs on another encoder than the
+    profile's (``experiment run --encoder E``); ``...-Nsteps.json`` for runs trained for
+    ``steps`` instead of the profile's schedule (``experiment run --steps N``)."""
+    parts = [name, profile] + ([encoder] if encoder else []) + ([f"{steps}steps"] if steps else [])
+    return results_dir() / f"{'-'.join(parts)}.json"
 
 
 def read_results(path: str | os.PathLike) -> dict:
@@ -74,14 +77,16 @@ def read_results(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_results(name: str, profile: str = "cpu", steps: int | None = None) -> dict | None:
+def load_results(name: str, profile: str = "cpu", steps: int | None = None,
+                 encoder: str | None = None) -> dict | None:
     """The stored reference results of an experiment, or ``None`` if there are none;
-    ``steps``: those trained for another schedule than the profile's (see ``results_path``).
+    ``steps``, ``encoder``: those trained for another schedule or on another encoder than the
+    profile's (see ``results_path``).
 
     Raises:
         ValueError: a corrupt file (see ``read_results``).
     """
-    path = results_path(name, profile, steps)
+    path = results_path(name, profile, steps, encoder)
     return read_results(path) if path.is_file() else None
 
 
@@ -183,16 +188,18 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": f"python -m fusionlab experiment run {name} --profile "
                        f"{profile_config['name']} --seeds {' '.join(map(str, seeds))}"
-                       + _steps_argument(profile_config),
+                       + _profile_arguments(profile_config),
         },
     }
 
 
-def _steps_argument(profile_config: dict) -> str:
-    """`` --steps N`` when a run trained another number of steps than its named profile."""
+def _profile_arguments(profile_config: dict) -> str:
+    """`` --encoder E`` and `` --steps N`` where a run's configuration departs from its named
+    profile's (files made before profiles named their encoder used the profile's)."""
     named = PROFILES.get(profile_config["name"])
-    steps = profile_config["steps"]
-    return "" if named is not None and named.steps == steps else f" --steps {steps}"
+    encoder, steps = profile_config.get("encoder", "resnet"), profile_config["steps"]
+    return ("" if named is not None and named.encoder == encoder else f" --encoder {encoder}") + (
+        "" if named is not None and named.steps == steps else f" --steps {steps}")
 
 
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:

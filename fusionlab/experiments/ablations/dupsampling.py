@@ -6,7 +6,7 @@ PASCAL VOC 2012 val, ResNet-50, mIoU %.
 
 from __future__ import annotations
 
-from fusionlab.encoders import ResNetEncoder
+from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant
 from fusionlab.models.base import conv1x1_head
 from fusionlab.models.dupsampling import DUpsamplingNet, fit_label_projection
@@ -23,7 +23,7 @@ def _levels(fuse) -> tuple[str, ...]:
 def build_dupsampling(ctx: BuildContext, head: str = "dupsampling", output_stride: int = 16,
                       fuse=("c2",), w: str | None = None, temperature: bool | float | None = None,
                       components: int | None = None) -> DUpsamplingNet:
-    """``DUpsamplingNet`` on the profile's encoder (from scratch) and decoder width, its
+    """``DUpsamplingNet`` on the profile's encoder and decoder width, its
     projection fitted to the training labels (``BuildContext.train_set``, cached).
 
     Args:
@@ -50,8 +50,7 @@ def build_dupsampling(ctx: BuildContext, head: str = "dupsampling", output_strid
     if temperature is None:
         temperature = head == "dupsampling"
     initial_t = (1.0 if temperature else None) if isinstance(temperature, bool) else temperature
-    encoder = ResNetEncoder(blocks=ctx.profile.blocks, widths=ctx.profile.widths,
-                            output_stride=output_stride)
+    encoder = build_encoder(ctx.profile, output_stride=output_stride)
     common = {"output_stride": output_stride, "fuse": _levels(fuse), "temperature": initial_t,
               "channels": ctx.profile.channels}
     if head == "bilinear":

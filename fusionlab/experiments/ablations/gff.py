@@ -8,7 +8,7 @@ Cityscapes test mIoU, a level on another dataset and scale, not a gain to compar
 
 from __future__ import annotations
 
-from fusionlab.encoders import ResNetEncoder
+from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant
 from fusionlab.models.gff import GFFNet
 
@@ -24,7 +24,7 @@ still share one resolution. smoke follows cpu so that CI runs the same layout; g
 def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: str | None = "gff",
                  dfp: bool = True, gate_channels: int | str = 1,
                  order: str = "parallel") -> GFFNet:
-    """``GFFNet`` on the profile's encoder (from scratch) and decoder width.
+    """``GFFNet`` on the profile's encoder and decoder width.
 
     Args:
         ctx: classes and profile.
@@ -37,7 +37,7 @@ def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: st
 
     Raises:
         ValueError: a profile without a default output stride and none given; a
-            ``gate_channels`` string other than ``"C"``; see ``GFFNet`` and ``ResNetEncoder``.
+            ``gate_channels`` string other than ``"C"``; see ``GFFNet`` and ``build_encoder``.
     """
     if output_stride is None:
         if ctx.profile.name not in OUTPUT_STRIDES:
@@ -48,8 +48,7 @@ def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: st
         if gate_channels != "C":
             raise ValueError(f"gate_channels must be an int or 'C', got {gate_channels!r}")
         gate_channels = ctx.profile.channels
-    encoder = ResNetEncoder(blocks=ctx.profile.blocks, widths=ctx.profile.widths,
-                            output_stride=output_stride)
+    encoder = build_encoder(ctx.profile, output_stride=output_stride)
     return GFFNet(ctx.num_classes, encoder, fusion=None if fusion == "none" else fusion,
                   dfp=dfp, gate_channels=gate_channels, order=order,
                   channels=ctx.profile.channels)
