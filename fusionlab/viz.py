@@ -420,6 +420,31 @@ def plot_ablation(results: dict, variants: Sequence[str], metric: str = "miou", 
     return ax
 
 
+def plot_learning_curves(curves: dict[str, dict[int, dict[int, float]]], ax=None):
+    """Learning curves: the metric (in percent) against the training steps of each schedule,
+    one line per curve (its mean over seeds, each seed as a dot), steps on a log axis.
+
+    Args:
+        curves: label -> ``experiments.curves.learning_curve(...)`` (steps -> seed -> value).
+    """
+    ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 3))[1]
+    for label, curve in curves.items():
+        steps = list(curve)
+        line, = ax.plot(steps, [100 * np.mean(list(curve[s].values())) for s in steps],
+                        marker="o", label=f"{label} (mean)")
+        for s in steps:
+            ax.plot([s] * len(curve[s]), [100 * v for v in curve[s].values()], ".",
+                    color=line.get_color(), alpha=0.5)
+    ax.set_xscale("log", base=2)
+    ticks = sorted({s for curve in curves.values() for s in curve})
+    ax.set_xticks(ticks, [str(s) for s in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel="training steps (each schedule a run of its own)", ylabel="mIoU (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
 def figure_image(fig) -> np.ndarray:
     """Render a Matplotlib figure to an image and close it, e.g. to make the precomputed views
     of ``image_slider`` from ordinary plots.

@@ -78,3 +78,21 @@ def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monke
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--steps", "0"])
     assert exit_.value.code == 2 and "--steps must be positive, got 0" in capsys.readouterr().err
+    main([*args, "--encoder", "mobilenet_v2", "--steps", "3"])
+    other = load_results("fusion-levels", "smoke", steps=3, encoder="mobilenet_v2")
+    assert other["profile_config"]["encoder"] == "mobilenet_v2"
+    assert other["summary"]["c5"]["params"] != longer["summary"]["c5"]["params"]
+    assert other["provenance"]["command"].endswith("--seeds 0 --encoder mobilenet_v2 --steps 3")
+    assert (tmp_path / "fusion-levels-smoke-mobilenet_v2-3steps.json").is_file()
+
+
+def test_a_missing_imagenet_encoder_is_one_clear_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--model", "fpn", "--encoder", "mobilenet_v2-imagenet", "--profile",
+              "smoke"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "mobilenet_v2-b0353104.pth not found" in err
+    assert str(tmp_path / "mobilenet_v2-b0353104.pth") in err

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
+
+from conftest import real_weights
 
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
@@ -13,7 +16,10 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    gain_verdict, merge_results, paired_gain, parse_options,
                                    provenance_line, read_results, real_gains, results_table,
                                    run_experiment, summarise, t_interval)
+from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
+from fusionlab.experiments import build_encoder, imagenet_or_scratch, with_encoder
 from fusionlab.experiments.runner import variant_definitions
+from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
 
 
@@ -30,6 +36,38 @@ def test_profiles(monkeypatch):
     monkeypatch.setenv("FUSIONLAB_PROFILE", "laptop")
     with pytest.raises(ValueError, match="laptop"):
         get_profile()
+
+
+def test_profiles_name_their_encoder(tmp_path, monkeypatch):
+    cpu = PROFILES["cpu"]
+    assert cpu.encoder == "resnet" and not cpu.pretrained
+    assert isinstance(build_encoder(cpu), ResNetEncoder)
+    assert build_encoder(cpu, blocks=(1, 1, 5, 1)).blocks == (1, 1, 5, 1)
+    mobile = with_encoder(cpu, "mobilenet_v2")
+    assert mobile.encoder == "mobilenet_v2" and with_encoder(cpu, None) is cpu
+    encoder = build_encoder(mobile, output_stride=16)
+    assert isinstance(encoder, MobileNetV2Encoder) and encoder.strides["c5"] == 16
+    with pytest.raises(ValueError, match="blocks=.*MobileNetV2"):
+        build_encoder(mobile, blocks=(1, 1, 5, 1))
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        with_encoder(cpu, "vgg16")
+    # without the weights: the profile unchanged and a banner naming the places tried
+    monkeypatch.setenv("FUSIONLAB_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    profile, banner = imagenet_or_scratch(cpu)
+    assert profile is cpu and "from scratch" in banner and str(tmp_path) in banner
+    with pytest.raises(WeightsNotFoundError):
+        build_encoder(with_encoder(cpu, "mobilenet_v2-imagenet"))
+
+
+@pytest.mark.skipif(real_weights() is None, reason="needs FUSIONLAB_WEIGHTS")
+def test_imagenet_or_scratch_finds_the_weights():
+    profile, banner = imagenet_or_scratch(PROFILES["cpu"])
+    assert profile.encoder == "mobilenet_v2-imagenet" and profile.pretrained and banner == ""
+    reference = MobileNetV2Encoder.pretrained(path=real_weights())
+    assert torch.equal(build_encoder(profile).state_dict()["features.5.conv.1.0.weight"],
+                       reference.state_dict()["features.5.conv.1.0.weight"])
 
 
 def test_summarise_counts_nan_instead_of_hiding_it():

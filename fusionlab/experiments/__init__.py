@@ -19,7 +19,8 @@ from fusionlab.experiments.builders import (MODELS, BuildContext, Variant, build
                                             parse_options)
 from fusionlab.experiments.data import Data, load_data
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_encoder,
-                                            get_profile, train_config, with_encoder)
+                                            get_profile, imagenet_or_scratch, train_config,
+                                            with_encoder)
 from fusionlab.experiments.report import (gain_text, gain_verdict, gains_table, live_run,
                                           provenance_line, real_gains, results_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
@@ -30,7 +31,7 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
-           "get_profile", "with_encoder", "train_config", "gain_text", "gain_verdict", "gains_table", "live_run",
+           "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "gain_text", "gain_verdict", "gains_table", "live_run",
            "provenance_line", "real_gains", "results_table", "get_experiment",
            "run_experiment", "Experiment", "PaperNumber", "paired_gain", "summarise",
            "t_interval", "thin_iou", "ResultsConflict", "load_results", "merge_results",

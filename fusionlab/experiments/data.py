@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Subset
 
 from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
+from fusionlab.experiments.banner import fallback_banner
 from fusionlab.experiments.profiles import Profile
 
 
@@ -56,11 +57,9 @@ class Data:
         """A loud notice when the numbers are not CamVid's; empty otherwise."""
         if not self.is_fallback:
             return ""
-        line = "!" * 78
-        reason = "\n".join(f"!!   {text}" for text in self.note.splitlines())
-        return (f"{line}\n!! CamVid is not available: this run uses SyntheticScenes, procedural "
-                f"scenes.\n!! Its numbers are NOT CamVid's and are not comparable to the "
-                f"papers'.\n!! Why:\n{reason}\n{line}")
+        return fallback_banner(
+            "CamVid is not available: this run uses SyntheticScenes, procedural scenes.\n"
+            "Its numbers are NOT CamVid's and are not comparable to the papers'.", self.note)
 
 
 def _subset(dataset, n: int | None):

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
+from fusionlab.experiments.banner import fallback_banner
 from fusionlab.train import TrainConfig
+from fusionlab.weights import WeightsNotFoundError, find_weights
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,23 @@ def with_encoder(profile: Profile, encoder: str | None) -> Profile:
     """
     return profile if encoder in (None, profile.encoder) else dataclasses.replace(
         profile, encoder=encoder)
+
+
+def imagenet_or_scratch(profile: Profile) -> tuple[Profile, str]:
+    """``profile`` on the ImageNet MobileNetV2 when its weights can be found or downloaded
+    (``fusionlab.weights.find_weights``), else unchanged, with a banner saying why.
+
+    Returns:
+        (the profile to train, a banner: empty when the ImageNet encoder is used).
+    """
+    try:
+        find_weights("mobilenet_v2")
+    except WeightsNotFoundError as err:
+        return profile, fallback_banner(
+            f"The ImageNet weights are not available: this run trains the {profile.encoder} "
+            "encoder from scratch.\nIts numbers are NOT those of the pretrained encoder.",
+            str(err))
+    return with_encoder(profile, "mobilenet_v2-imagenet"), ""
 
 
 def train_config(profile: Profile, seed: int = 0, **overrides) -> TrainConfig:

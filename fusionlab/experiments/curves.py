@@ -1,0 +1,68 @@
+"""Learning curves from stored results: one variant trained for several schedules, each a run
+of its own (a schedule is a whole poly decay, not a checkpoint of a longer run).
+
+The results of one schedule are a file of ``experiment run --steps N`` (or the profile's own
+file at its own schedule), on one encoder (``--encoder E``); see ``store.results_path``.
+"""
+
+from __future__ import annotations
+
+from fusionlab.experiments.profiles import PROFILES
+from fusionlab.experiments.stats import summarise, t_interval
+from fusionlab.experiments.store import load_results
+
+SCHEDULES = (750, 1500, 3000, 6000)
+"""The schedules of the book's learning curves, in training steps (each twice the last)."""
+
+
+def learning_curve(name: str, variant: str, profile: str = "cpu", encoder: str | None = None,
+                   schedules=SCHEDULES, metric: str = "miou") -> dict[int, dict[int, float]]:
+    """``metric`` of ``variant`` per schedule and seed, from the stored results.
+
+    Args:
+        name: the experiment, e.g. ``"fusion-levels"``.
+        variant: its variant, e.g. ``"FPN c2-c5"``.
+        profile: the profile name.
+        encoder: the encoder (``None``: the profile's own).
+        schedules: the training steps looked for; a schedule without stored runs of
+            ``variant`` is left out.
+        metric: a key of each run (``"miou"``, ``"boundary_f"``, ...).
+
+    Returns:
+        ``{steps: {seed: value}}`` in increasing steps.
+
+    Raises:
+        ValueError: an unknown profile, a corrupt results file.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
+    own = PROFILES[profile]
+    encoder = None if encoder in (None, own.encoder) else encoder
+    curve = {}
+    for steps in sorted(schedules):
+        results = load_results(name, profile, None if steps == own.steps else steps, encoder)
+        runs = {r["seed"]: r[metric] for r in (results or {}).get("runs", [])
+                if r["variant"] == variant}
+        if runs:
+            curve[steps] = dict(sorted(runs.items()))
+    return curve
+
+
+def curve_summary(curve: dict[int, dict[int, float]]) -> list[dict]:
+    """One row per schedule: ``steps``, ``summarise`` of its values, and the gain over the
+    schedule before (half as many steps, the same seeds paired): ``gain`` (mean), ``ci`` (95%
+    Student-t interval) and ``gain_seeds``; ``None`` for the first schedule or when the two
+    share fewer than two seeds.
+    """
+    rows, previous = [], None
+    for steps, by_seed in curve.items():
+        row = {"steps": steps, **summarise(list(by_seed.values())), "gain": None, "ci": None,
+               "gain_seeds": []}
+        if previous is not None:
+            seeds = sorted(set(previous) & set(by_seed))
+            if len(seeds) >= 2:
+                gains = [by_seed[s] - previous[s] for s in seeds]
+                row.update(gain=sum(gains) / len(gains), ci=t_interval(gains), gain_seeds=seeds)
+        rows.append(row)
+        previous = by_seed
+    return rows

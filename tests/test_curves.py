@@ -1,0 +1,43 @@
+import json
+
+import pytest
+from scipy import stats
+
+from fusionlab.experiments.curves import curve_summary, learning_curve
+
+
+def _store(folder, file, runs):
+    (folder / file).write_text(json.dumps({
+        "experiment": "fusion-levels", "profile_config": {"name": "cpu"},
+        "runs": [{"variant": v, "seed": s, "miou": m} for v, s, m in runs]}))
+
+
+def test_learning_curve_reads_one_file_per_schedule(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    enc = "mobilenet_v2-imagenet"
+    _store(tmp_path, f"fusion-levels-cpu-{enc}-750steps.json",
+           [("FPN c2-c5", 0, 0.50), ("FPN c2-c5", 1, 0.52), ("c5", 0, 0.1)])
+    _store(tmp_path, f"fusion-levels-cpu-{enc}.json",  # the profile's own 1500 steps
+           [("FPN c2-c5", 1, 0.57), ("FPN c2-c5", 0, 0.54)])
+    _store(tmp_path, "fusion-levels-cpu-3000steps.json", [("FPN c2-c5", 0, 0.9)])  # ResNet
+    curve = learning_curve("fusion-levels", "FPN c2-c5", "cpu", enc)
+    assert curve == {750: {0: 0.50, 1: 0.52}, 1500: {0: 0.54, 1: 0.57}}
+    assert list(curve[1500]) == [0, 1]  # seeds in order
+    assert learning_curve("fusion-levels", "FPN c2-c5", "cpu", "resnet") == {3000: {0: 0.9}}
+    with pytest.raises(ValueError, match="profile"):
+        learning_curve("fusion-levels", "FPN c2-c5", "laptop")
+
+
+def test_curve_summary_pairs_each_schedule_with_the_one_before():
+    curve = {750: {0: 0.50, 1: 0.52, 2: 0.47}, 1500: {0: 0.54, 1: 0.57, 2: 0.50},
+             3000: {0: 0.60}}
+    rows = curve_summary(curve)
+    assert [r["steps"] for r in rows] == [750, 1500, 3000]
+    assert rows[0]["gain"] is None and rows[2]["gain"] is None  # one shared seed: no interval
+    gains = [0.04, 0.05, 0.03]
+    assert rows[1]["gain"] == pytest.approx(0.04)
+    half = stats.t.ppf(0.975, 2) * 0.01 / 3 ** 0.5
+    assert rows[1]["ci"] == pytest.approx((0.04 - half, 0.04 + half))
+    assert rows[1]["gain_seeds"] == [0, 1, 2] and rows[1]["mean"] == pytest.approx(
+        sum(curve[1500].values()) / 3)
+    assert sum(gains) / 3 == pytest.approx(rows[1]["gain"])
