@@ -233,6 +233,26 @@ def test_bilinear_reconstruction_is_pooled_shares_upsampled():
     assert odd.shape == (1, 3, 2, 5) and torch.allclose(odd, expected[..., :5])
 
 
+def test_encode_gives_void_pixels_no_code(scenes):
+    """A void pixel is taken as the mean's value: a wholly void patch encodes to exactly 0, and
+    a half-void patch to the code of its labelled half alone."""
+    r = 4
+    projection = fit_label_projection(scenes, r, 10, cache=False)
+    masks = masks_of(scenes)[:1, :8, :8].clone()  # (1, 8, 8): four 4 x 4 patches
+    masks[0, :4, :4] = 255  # patch (0, 0) wholly void
+    codes = projection.encode(masks)  # (1, 10, 2, 2)
+    assert torch.equal(codes[0, :, 0, 0], torch.zeros(10))
+    assert codes[0, :, 1, 1].abs().sum() > 0
+    half = masks.clone()
+    half[0, 4:, 4:6] = 255  # the left half of patch (1, 1) void
+    onehot = F.one_hot(masks[0, 4:, 4:].long(), K).permute(2, 0, 1).float()  # (K, 4, 4)
+    known = torch.ones(1, 4, 4)
+    known[:, :, :2] = 0
+    mean = projection.mean.view(K, r, r)  # the mean patch, (K, r, r)
+    by_hand = projection.P @ ((onehot - mean) * known).reshape(-1)  # (C~,)
+    assert torch.allclose(projection.encode(half)[0, :, 1, 1], by_hand, atol=1e-6)
+
+
 # -- modules ----------------------------------------------------------------------------------
 def small_projection(scenes, r=16, c=8):
     return fit_label_projection(scenes, r, c, cache=False)
@@ -258,6 +278,9 @@ def test_w_stays_fixed_through_an_optimiser_step_unless_learned(scenes, learn_w)
     optimiser.step()
     assert not torch.equal(model.head[0].weight, conv_before)
     assert torch.equal(dupsampling.weight, before) != learn_w
+    # the mean patch (the bias added back after W) is learned with W, or fixed with it
+    assert ("head.1.bias" in names) == learn_w
+    assert torch.equal(dupsampling.bias, small_projection(scenes).mean) != learn_w
 
 
 def test_w_from_scratch_is_random_and_must_be_learned(scenes):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fusionlab.bench import count_flops
-from fusionlab.encoders import ResNetEncoder
+from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.models import (ECRE, GCN, BoundaryRefinement, DenselyAdjacentPrediction, ExFuse,
                               GlobalConvBlock, SemanticEmbeddingBranch, layer_rearrangement)
 from fusionlab.layers import upsample_like
@@ -52,6 +52,22 @@ def test_boundary_refinement_is_residual():
     torch.nn.init.zeros_(br.residual[2].bias)
     x = torch.randn(2, 4, 7, 9)
     assert torch.equal(br(x), x)
+
+
+def test_top_down_refines_every_fused_map():
+    """s_l = BR(t_l + Up(s_(l+1))) at c4, c3 and c2 (GCN, Peng et al. 2017, Fig. 2): a boundary
+    refinement after every fusion, the last one giving the final score map s_2."""
+    torch.manual_seed(0)
+    model = GCN(5, small_encoder(), kernel_size=5).eval()
+    scores = {lv: torch.randn(1, 5, 64 // s, 64 // s) for lv, s in zip(LEVELS, (4, 8, 16, 32))}
+    with torch.no_grad():
+        s2, _ = model.top_down(scores)
+        s = scores["c5"]
+        for lv in ("c4", "c3", "c2"):
+            fused = scores[lv] + model.up[lv](s, scores[lv])  # t_l + Up(s_(l+1))
+            s = model.refine_fused[lv](fused)
+            assert not torch.allclose(s, fused, atol=1e-3)  # BR is not the identity here
+    assert torch.allclose(s2, s, atol=1e-6)
 
 
 def test_deconv_starts_as_bilinear_upsampling():
@@ -139,6 +155,12 @@ def test_rearranged_blocks_reaches_the_balance_in_the_fewest_moves(blocks):
     assert rearranged_blocks(blocks, moves) == target
     with pytest.raises(ValueError, match=f"balanced after {moves} moves"):
         rearranged_blocks(blocks, moves + 1)
+
+
+def test_rearranged_blocks_moves_blocks_up_as_well_as_down():
+    """The fullest stage may be the lowest: its blocks move up, and balancing ends."""
+    assert rearranged_blocks((6, 1, 1, 1)) == (3, 2, 2, 2)
+    assert rearranged_blocks((1, 1, 1, 6)) == (2, 2, 2, 3)
 
 
 def test_rearranged_blocks_rejects_bad_input():

@@ -166,6 +166,18 @@ def test_pyramid_pooling_sees_the_whole_image():
     assert torch.equal(ppm(changed)[..., -1, -1], ppm(x)[..., -1, -1])  # only the pooling
 
 
+def test_pspnet_pools_to_the_papers_bins():
+    """PSPNet (Zhao et al., CVPR 2017, Sec. 3.2): pooled grids of 1x1, 2x2, 3x3 and 6x6, each
+    branch reduced to 1/4 of the input channels; GFFNet's PPM is that module."""
+    torch.manual_seed(0)
+    encoder = ResNetEncoder(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), output_stride=16)
+    ppm = GFFNet(5, encoder, fusion=None, dfp=False, channels=16).ppm
+    assert ppm.bins == (1, 2, 3, 6)
+    x = torch.randn(1, 64, 12, 14)
+    pooled = [tuple(branch(x).shape) for branch in ppm.branches]
+    assert pooled == [(1, 16, 1, 1), (1, 16, 2, 2), (1, 16, 3, 3), (1, 16, 6, 6)]
+
+
 def test_pyramid_pooling_errors():
     with pytest.raises(ValueError, match="bins"):
         PyramidPooling(8, 4, bins=(1, 0))

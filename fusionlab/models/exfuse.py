@@ -49,6 +49,7 @@ def rearranged_blocks(blocks: Sequence[int], moves: int | None = None) -> tuple[
         TypeError: a block count or ``moves`` that is not an int.
         ValueError: fewer than two stages, a stage with fewer than one block, ``moves`` < 0,
             or more ``moves`` than balancing takes (names that number).
+        RuntimeError: no balance within the bound on the moves (cannot happen with this rule).
     """
     counts = list(blocks)
     if any(not isinstance(b, int) or isinstance(b, bool) for b in counts):
@@ -60,8 +61,14 @@ def rearranged_blocks(blocks: Sequence[int], moves: int | None = None) -> tuple[
         raise TypeError(f"moves must be an int or None, got {type(moves).__name__}")
     if moves is not None and moves < 0:
         raise ValueError(f"moves must be >= 0, got {moves}")
-    done = 0
+    # each move from a stage with a blocks to one with b <= a - 2 lowers the sum of squared
+    # counts by 2 (a - b) - 2 >= 2, so balancing takes at most half that sum: a rule that
+    # stopped lowering it would raise here instead of looping forever
+    limit, done = sum(c * c for c in counts) // 2, 0
     while max(counts) - min(counts) > 1 and (moves is None or done < moves):
+        if done == limit:
+            raise RuntimeError(f"layer rearrangement of {tuple(blocks)} did not balance within "
+                               f"{limit} moves")
         donor = max(range(len(counts)), key=lambda i: (counts[i], i))
         receiver = min(range(len(counts)), key=lambda i: (counts[i], i))
         counts[donor] -= 1
