@@ -11,21 +11,29 @@ Examples::
     python -m fusionlab experiment run fusion-levels --profile cpu --seeds 0 1 2
 
 Models and their options come from ``fusionlab.experiments.MODELS``, the same table the
-experiments use; ``--modules`` passes options: ``name`` switches one on, ``name=value`` sets it.
+experiments use (``--list-models`` prints it); ``--modules`` passes options: ``name`` switches
+one on, ``name=value`` sets it, ``name=a,b`` gives a list (one value is a list of one).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
 
+import torch
+
+from fusionlab import __version__
 from fusionlab.bench import count_flops, count_parameters, forward_latency, training_speed
-from fusionlab.datasets import SyntheticScenes
+from fusionlab.datasets import DataNotFoundError, SyntheticScenes
 from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, get_profile,
                                    load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
-from fusionlab.train import evaluate, load_model_weights, seed_everything, train
+from fusionlab.io import atomic_write
+from fusionlab.train import (apply_weights, evaluate, load_checkpoint, resolve_device,
+                             seed_everything, train)
 from fusionlab.weights import WeightsNotFoundError
 
 
@@ -38,15 +46,25 @@ def _positive(text: str) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=sorted(MODELS), default="fpn",
-                        help="; ".join(f"{k}: {m.summary}" for k, m in MODELS.items()))
+                        help="the model (python -m fusionlab --list-models lists them)")
     parser.add_argument("--modules", nargs="*", default=[], metavar="OPTION",
                         help="model options: NAME or NAME=VALUE, e.g. ss lr dap=conv3x3 "
-                             "levels=c3,c4,c5 (see --list-models)")
+                             "levels=c3,c4,c5 (python -m fusionlab --list-models)")
     parser.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
                         help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
                         help="default: the profile's (resnet); "
                              + "; ".join(f"{k}: {v}" for k, v in ENCODERS.items()))
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """What a command that reads data takes besides the model."""
+    _common(parser)
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="a folder holding camvid/ (same meaning as FUSIONLAB_DATA, but "
+                             "used as given: no fallback to synthetic scenes)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
 
 
 def _models_help() -> str:
@@ -57,58 +75,114 @@ def _models_help() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse ``argv`` and run the command; errors in the arguments exit with a message."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["experiment"]:
-        return experiments_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m fusionlab", description=__doc__,
-                                     epilog="models and options:\n" + _models_help(),
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fusionlab",
+                                     description=__doc__.replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version",
+                        version=f"fusionlab {__version__} (torch {torch.__version__})")
+    parser.add_argument("--list-models", action="store_true",
+                        help="list the models and their options, then exit")
+    sub = parser.add_subparsers(dest="command")
     p_train = sub.add_parser("train", help="train a model and evaluate it on the validation set")
-    _common(p_train)
+    _run_options(p_train)
     p_train.add_argument("--seed", type=int, default=0)
     p_train.add_argument("--steps", type=_positive, default=None, help="override the profile")
-    p_train.add_argument("--checkpoint", default=None, help="save to / resume from this file")
+    p_train.add_argument("--checkpoint", default=None,
+                         help="save to / resume from this file; the run's configuration and "
+                              "metrics log are written beside it (NAME.config.json, "
+                              "NAME.log.jsonl)")
     p_eval = sub.add_parser("evaluate", help="evaluate a checkpoint on the validation set")
-    _common(p_eval)
+    _run_options(p_eval)
     p_eval.add_argument("--checkpoint", required=True)
-    p_bench = sub.add_parser("bench", help="parameters, FLOPs and forward latency; with "
-                                           "--training, ms per training step")
+    p_bench = sub.add_parser("bench", help="parameters, FLOPs and forward latency on the CPU; "
+                                           "with --training, ms per training step")
     _common(p_bench)
     p_bench.add_argument("--training", action="store_true",
                          help="time training steps: fp32, the automatic speed mode, a bare loop")
     p_bench.add_argument("--steps", type=_positive, default=20, help="timed steps per mode")
     sub.add_parser("experiment", help="run a named experiment (python -m fusionlab experiment "
                                       "--help)")
+    return parser
+
+
+def _bench(parser, args, options: dict, profile) -> None:
+    # a small synthetic training set for heads fitted to labels: costs do not depend on it
+    context = BuildContext(11, profile, SyntheticScenes(16, profile.size))
+    try:
+        model = build_model(args.model, context, **options)
+    except (ValueError, WeightsNotFoundError) as err:
+        parser.error(str(err))
+    report = {"model": args.model, "options": options, "size": profile.size,
+              "params": count_parameters(model),
+              "gflops": count_flops(model, profile.size) / 1e9}
+    if args.training:
+        report["training"] = training_speed(lambda: build_model(args.model, context, **options),
+                                            profile.batch_size, profile.size, 11,
+                                            steps=args.steps)
+    else:
+        report["latency"] = forward_latency(model, profile.size)
+    print(json.dumps(report, indent=1))
+
+
+def run_record_paths(checkpoint: str | Path) -> tuple[Path, Path]:
+    """The files a ``train`` run writes beside its checkpoint ``NAME.pt``: the resolved
+    configuration ``NAME.config.json`` and the metrics log ``NAME.log.jsonl``."""
+    checkpoint = Path(checkpoint)
+    stem = checkpoint.with_suffix("") if checkpoint.suffix else checkpoint
+    return Path(f"{stem}.config.json"), Path(f"{stem}.log.jsonl")
+
+
+def _write_run_record(argv: list[str], args, options: dict, profile, cfg, data, result) -> None:
+    """The configuration and the metrics log of a ``train`` run, beside its checkpoint, so that
+    it can be inspected and repeated: one JSON line per logging window, then the validation
+    metrics."""
+    config_path, log_path = run_record_paths(args.checkpoint)
+    record = {"command": "python -m fusionlab " + " ".join(argv), "model": args.model,
+              "options": options, "seed": args.seed, "profile": dataclasses.asdict(profile),
+              "train_config": dataclasses.asdict(cfg), "data": data.source,
+              "speed": result.speed, "fusionlab": __version__, "torch": torch.__version__}
+    with atomic_write(config_path, "w") as f:
+        json.dump(json.loads(json.dumps(record, default=str)), f, indent=1)
+    metrics = {k: v for k, v in result.metrics.items() if k in (
+        "miou", "iou", "pixel_accuracy", "boundary_f", "eval_size")}
+    with atomic_write(log_path, "w") as f:
+        for entry in result.history:
+            f.write(json.dumps(entry) + "\n")
+        f.write(json.dumps({"step": cfg.steps, "train_seconds": result.train_seconds,
+                            "val": json.loads(json.dumps(metrics, default=float))}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` and run the command; errors in the arguments, a missing or foreign
+    checkpoint, data or weights exit with one line naming what was wrong (exit status 2)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["experiment"]:
+        return experiments_main(argv[1:])
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.list_models:
+        print(_models_help())
+        return
+    if args.command is None:
+        parser.error("a command is required: train, evaluate, bench or experiment")
     try:
         options = parse_options(args.modules)
+        device = resolve_device(args.device) if args.command != "bench" else None
     except ValueError as err:
         parser.error(str(err))
-
     profile = with_encoder(get_profile(args.profile), args.encoder)
     if args.command == "bench":
-        # a small synthetic training set for heads fitted to labels: costs do not depend on it
-        context = BuildContext(11, profile, SyntheticScenes(16, profile.size))
-        try:
-            model = build_model(args.model, context, **options)
-        except (ValueError, WeightsNotFoundError) as err:
-            parser.error(str(err))
-        report = {"model": args.model, "options": options, "size": profile.size,
-                  "params": count_parameters(model),
-                  "gflops": count_flops(model, profile.size) / 1e9}
-        if args.training:
-            report["training"] = training_speed(lambda: build_model(args.model, context,
-                                                                    **options),
-                                                profile.batch_size, profile.size, 11,
-                                                steps=args.steps)
-        else:
-            report["latency"] = forward_latency(model, profile.size)
-        print(json.dumps(report, indent=1))
-        return
-    data = load_data(profile)
+        return _bench(parser, args, options, profile)
+    if args.command == "evaluate":
+        try:  # the checkpoint is checked before any data is read
+            checkpoint = load_checkpoint(args.checkpoint)
+        except (FileNotFoundError, ValueError) as err:
+            parser.exit(2, f"error: {err}\n")
+    try:
+        data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid")
+    except DataNotFoundError as err:
+        parser.exit(2, f"error: --data {args.data}: {err}\n")
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
     seed_everything(getattr(args, "seed", 0))
@@ -116,17 +190,23 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(args.model, BuildContext(len(data.classes), profile, data.train),
                             **options)
     except (ValueError, WeightsNotFoundError) as err:
-        parser.error(str(err))
+        parser.exit(2, f"error: {err}\n")
     if args.command == "train":
-        overrides = {"checkpoint": args.checkpoint}
+        overrides = {"checkpoint": args.checkpoint, "device": str(device)}
         if args.steps:
             overrides["steps"] = args.steps
-        result = train(model, data.train, data.val, train_config(profile, args.seed, **overrides))
+        cfg = train_config(profile, args.seed, **overrides)
+        result = train(model, data.train, data.val, cfg)
         metrics = result.metrics
+        if args.checkpoint:
+            _write_run_record(argv, args, options, profile, cfg, data, result)
         print(f"trained {result.train_seconds:.0f} s")
     else:
-        load_model_weights(model, args.checkpoint)
-        metrics = evaluate(model, data.val)
+        try:
+            apply_weights(model.to(device), checkpoint["model"], f"checkpoint {args.checkpoint}")
+        except ValueError as err:
+            parser.exit(2, f"error: {err}\n")
+        metrics = evaluate(model, data.val, device=device)
     print(f"{data.source} val: mIoU {metrics['miou']:.3f}, pixel accuracy "
           f"{metrics['pixel_accuracy']:.3f}, boundary F {metrics['boundary_f']:.3f} "
           f"(scored at {metrics['eval_size'][0]} x {metrics['eval_size'][1]})")

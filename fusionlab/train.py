@@ -58,7 +58,8 @@ class TrainConfig:
         momentum, weight_decay, poly_power: as named (papers: 0.9, 1e-4, 0.9).
         aux_weight: weight of the cross-entropy on each auxiliary output, for models that do
             not declare their own auxiliary losses (see ``SegmentationLoss``).
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+            ``"mps"`` (see ``resolve_device``).
         precision: autocast precision: ``"auto"`` (see ``choose_speed_mode``), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (CUDA only, with gradient scaling).
         channels_last: channels-last memory format: ``"auto"``, ``True`` or ``False``.
@@ -176,9 +177,9 @@ def choose_speed_mode(device: torch.device | str, precision: str = "auto",
     """The fastest safe way to train on ``device``, or the one asked for.
 
     ``"auto"`` precision: float16 autocast with gradient scaling on CUDA; bfloat16 autocast
-    on a CPU with native bfloat16, else float32. ``"auto"`` channels-last: on an x86 CPU
-    (AVX2 or AVX-512) with oneDNN, which runs convolutions channels-last without reordering;
-    not on CUDA (contiguous, as before; not measured there). On a 2-core AVX-512/AMX Xeon
+    on a CPU with native bfloat16, else float32 (Apple's MPS too). ``"auto"`` channels-last: on
+    an x86 CPU (AVX2 or AVX-512) with oneDNN, which runs convolutions channels-last without
+    reordering; not on CUDA or MPS (contiguous, as before; not measured there). On a 2-core AVX-512/AMX Xeon
     (FPN on ``ResNetEncoder(widths=(32, 64, 128, 256))``, batch 8 at 120 x 160) channels-last
     trains about 1.2x faster than float32, channels-last with bfloat16 about 1.5x or more.
 
@@ -194,16 +195,16 @@ def choose_speed_mode(device: torch.device | str, precision: str = "auto",
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if channels_last not in ("auto", True, False):
         raise ValueError(f"channels_last must be 'auto', True or False, got {channels_last!r}")
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        precision = "fp16" if cuda else ("bf16" if cpu_has_native_bf16() else "fp32")
+    cuda, cpu = device.type == "cuda", device.type == "cpu"
+    if precision == "auto":  # on Apple's MPS float32, as not measured there
+        precision = "fp16" if cuda else ("bf16" if cpu and cpu_has_native_bf16() else "fp32")
     if precision == "fp16" and not cuda:
         raise ValueError("precision 'fp16' is offered on CUDA only; on the CPU use 'bf16' "
                          "or 'fp32'")
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision 'bf16' requested but {device} has no bfloat16 support")
     if channels_last == "auto":
-        channels_last = (not cuda and torch.backends.mkldnn.is_available()
+        channels_last = (cpu and torch.backends.mkldnn.is_available()
                          and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
     return SpeedMode(device.type, precision, bool(channels_last))
 
@@ -247,16 +248,34 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU.
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or ``"mps"`` (Apple GPUs), checked to exist here.
 
     Raises:
-        ValueError: ``"cuda"`` requested but not available.
+        ValueError: an unknown device name, or a device this machine does not have (names
+            what it has).
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is "
+                             "False")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {device!r} requested but this machine has {count} CUDA "
+                             f"device(s): cuda:0..cuda:{count - 1}")
+    elif resolved.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is "
+                             "False")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    return resolved
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -432,8 +451,16 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     return state
 
 
-def _apply_weights(model: torch.nn.Module, weights: Mapping, source) -> None:
-    """``model.load_state_dict(weights)``, or a short error with counts and a few names."""
+def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None:
+    """``model.load_state_dict(weights)``, or a short error with counts and a few names.
+
+    Args:
+        source: what the weights come from, for the message (e.g. ``"checkpoint run.pt"``).
+
+    Raises:
+        ValueError: weights of another model (counts of missing, unexpected and reshaped
+            keys, with a few names).
+    """
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
@@ -462,7 +489,7 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
     """
     device = next(model.parameters()).device
     state = load_checkpoint(path, device)
-    _apply_weights(model, state["model"], f"checkpoint {path}")
+    apply_weights(model, state["model"], f"checkpoint {path}")
     return state
 
 
@@ -548,7 +575,7 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
             raise ValueError(f"checkpoint {cfg.checkpoint} was written with {key}="
                              f"{saved[key]!r}, this run has {key}={getattr(cfg, key)!r}; "
                              f"resume with the same {key} or use another checkpoint file")
-    _apply_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
+    apply_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from fusionlab.__main__ import main
 from fusionlab.experiments import load_results
@@ -30,12 +31,105 @@ def test_train_and_evaluate_from_a_checkpoint(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
     ckpt = str(tmp_path / "exfuse.pt")
     args = ["--model", "exfuse", "--modules", "seb", "dap", "--profile", "smoke"]
-    main(["train", *args, "--steps", "2", "--checkpoint", ckpt])
+    main(["train", *args, "--steps", "2", "--checkpoint", ckpt, "--device", "cpu"])
     trained = capsys.readouterr().out
     main(["evaluate", *args, "--checkpoint", ckpt])
     evaluated = capsys.readouterr().out
     line = [x for x in trained.splitlines() if x.startswith("SyntheticScenes val: mIoU")]
     assert line and line[0] in evaluated.splitlines()  # the checkpoint holds the trained model
+    # beside the checkpoint: the resolved configuration and the metrics log
+    config = json.loads((tmp_path / "exfuse.config.json").read_text())
+    assert config["command"] == ("python -m fusionlab train " + " ".join(args)
+                                 + f" --steps 2 --checkpoint {ckpt} --device cpu")
+    assert config["options"] == {"seb": True, "dap": True} and config["seed"] == 0
+    assert config["train_config"]["steps"] == 2 and config["profile"]["name"] == "smoke"
+    assert config["train_config"]["device"] == "cpu" and config["data"] == "SyntheticScenes"
+    log = [json.loads(x) for x in (tmp_path / "exfuse.log.jsonl").read_text().splitlines()]
+    assert log[-2]["step"] == 2 and all(set(e) >= {"step", "loss", "lr"} for e in log[:-1])
+    assert log[-1]["step"] == 2 and log[-1]["train_seconds"] > 0
+    assert f"mIoU {log[-1]['val']['miou']:.3f}" in line[0]
+
+
+def test_evaluate_checks_the_checkpoint_before_reading_data(capsys, tmp_path, monkeypatch):
+    read = []
+    monkeypatch.setattr("fusionlab.__main__.load_data", lambda *a, **k: read.append(1))
+    foreign = tmp_path / "notes.pt"
+    foreign.write_text("not a checkpoint")
+    for path, message in ((tmp_path / "missing.pt", "no checkpoint file"),
+                          (foreign, "not a readable fusionlab checkpoint")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["evaluate", "--profile", "smoke", "--checkpoint", str(path)])
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and message in err and str(path) in err
+        assert len(err.splitlines()) == 1
+    assert read == []
+
+
+def test_evaluate_refuses_another_models_checkpoint_in_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    ckpt = str(tmp_path / "fcn.pt")
+    main(["train", "--model", "fcn", "--profile", "smoke", "--steps", "1", "--checkpoint", ckpt])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--model", "fpn", "--profile", "smoke", "--checkpoint", ckpt])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and err.startswith(f"error: checkpoint {ckpt} holds weights "
+                                                    "of another model than this FPN")
+
+
+@pytest.mark.parametrize("modules, expected", [
+    (["levels=c5"], {"levels": "c5"}),  # a list of one
+    (["levels=c4,c5"], {"levels": ["c4", "c5"]}),
+])
+def test_a_list_option_takes_one_value_or_several(capsys, modules, expected):
+    report = bench(capsys, "--model", "fpn", "--modules", *modules)
+    assert report["options"] == expected
+    single = bench(capsys, "--model", "fcn")
+    assert (report["params"] > single["params"]) == (modules != ["levels=c5"])
+
+
+@pytest.mark.parametrize("model, modules, expected", [
+    ("exfuse", ["ss"], {"ss": True}),  # a switch
+    ("exfuse", ["ss=features", "ecre=subpixel"], {"ss": "features", "ecre": "subpixel"}),
+    ("gff", ["output_stride=32"], {"output_stride": 32}),  # an int
+    ("dfn", ["border", "border_weight=0.5"], {"border": True, "border_weight": 0.5}),
+    ("dupsampling", ["temperature=false", "fuse=none"], {"temperature": False, "fuse": "none"}),
+    ("dupsampling", ["fuse=c3"], {"fuse": "c3"}),  # a list of one level
+    ("gcn", ["blocks=1,1,5,1"], {"blocks": [1, 1, 5, 1]}),  # a list of ints
+])
+def test_every_option_type_reaches_the_builder(capsys, model, modules, expected):
+    assert bench(capsys, "--model", model, "--modules", *modules)["options"] == expected
+
+
+def test_list_models_version_and_plain_help(capsys):
+    main(["--list-models"])
+    listed = capsys.readouterr().out
+    assert "fpn: FPN" in listed and "    levels: encoder levels fused" in listed
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("fusionlab 0.")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "--list-models" in help_text and "``" not in help_text
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2 and "a command is required" in capsys.readouterr().err
+
+
+def test_data_and_device_are_used_as_given(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--profile", "smoke", "--data", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"--data {tmp_path}" in err and "does not exist" in err
+    for device, message in (("tpu", "cpu, cuda, cuda:N or mps"),
+                            ("cuda:7", "cuda"), ("mps", "mps")):
+        if device == "cuda:7" and torch.cuda.device_count() > 7:
+            continue
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--profile", "smoke", "--device", device])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -19,7 +19,7 @@ from fusionlab.experiments.ablations.dupsampling import MODEL_OPTIONS as DUPSAMP
 from fusionlab.experiments.ablations.dupsampling import build_dupsampling
 from fusionlab.experiments.ablations.gff import MODEL_OPTIONS as GFF_OPTIONS
 from fusionlab.experiments.ablations.gff import build_gffnet
-from fusionlab.experiments.spec import BuildContext, Variant
+from fusionlab.experiments.spec import BuildContext, Variant, as_tuple
 from fusionlab.models import FCN, FPN, GCN, ExFuse, UNet
 from fusionlab.models.base import SegmentationModel
 
@@ -41,7 +41,7 @@ class ModelSpec:
 
 def _top_down(cls):
     def build(ctx: BuildContext, levels=LEVELS) -> SegmentationModel:
-        return cls(ctx.num_classes, build_encoder(ctx.profile), tuple(levels),
+        return cls(ctx.num_classes, build_encoder(ctx.profile), as_tuple(levels),
                    ctx.profile.channels)
     return build
 
@@ -51,11 +51,12 @@ def _fcn(ctx: BuildContext) -> SegmentationModel:
 
 
 def _gcn(ctx: BuildContext, blocks=None) -> SegmentationModel:
-    return GCN(ctx.num_classes, build_encoder(ctx.profile, blocks))
+    return GCN(ctx.num_classes, build_encoder(ctx.profile, blocks and as_tuple(blocks)))
 
 
 def _exfuse(ctx: BuildContext, blocks=None, **modules) -> SegmentationModel:
-    return ExFuse(ctx.num_classes, build_encoder(ctx.profile, blocks), **modules)
+    return ExFuse(ctx.num_classes, build_encoder(ctx.profile, blocks and as_tuple(blocks)),
+                  **modules)
 
 
 _LEVELS_HELP = "encoder levels fused, e.g. levels=c3,c4,c5 (default all four)"
@@ -110,6 +111,8 @@ def build_model(variant: Variant | str, context: BuildContext, **options) -> Seg
 def parse_options(words: list[str]) -> dict[str, Any]:
     """Command-line options to keyword arguments: ``name`` -> True, ``name=a,b`` -> a tuple,
     ``name=3`` -> 3, ``name=0.5`` -> 0.5, ``name=false`` -> False, ``name=text`` -> "text".
+    One value of a list option (``levels=c5``) is a plain value; the builders take it as a
+    list of one (``spec.as_tuple``).
 
     Raises:
         ValueError: an empty name or a repeated option.

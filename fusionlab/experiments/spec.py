@@ -15,6 +15,12 @@ from torch.utils.data import Dataset
 from fusionlab.experiments.profiles import Profile
 
 
+def as_tuple(value) -> tuple:
+    """A list option as a tuple: a tuple or list stays as it is, one value (``"c5"`` from
+    ``levels=c5`` on the command line, ``5``) becomes a tuple of one."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What every builder may use.

@@ -7,7 +7,7 @@ PASCAL VOC 2012 val, ResNet-50, mIoU %.
 from __future__ import annotations
 
 from fusionlab.experiments.profiles import build_encoder
-from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant
+from fusionlab.experiments.spec import BuildContext, Experiment, PaperNumber, Variant, as_tuple
 from fusionlab.models.base import conv1x1_head
 from fusionlab.models.dupsampling import DUpsamplingNet, fit_label_projection
 
@@ -17,7 +17,7 @@ _W_MODES = {"frozen": (False, "pca"), "learned": (True, "pca"), "scratch": (True
 def _levels(fuse) -> tuple[str, ...]:
     if fuse in ("none", "", None):
         return ()
-    return (fuse,) if isinstance(fuse, str) else tuple(fuse)
+    return as_tuple(fuse)
 
 
 def build_dupsampling(ctx: BuildContext, head: str = "dupsampling", output_stride: int = 16,
