@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from fusionlab.experiments.curves import curve_summary, learning_curve
+from fusionlab.experiments.report import curves_table, doubling_text
 
 
 def _store(folder, file, runs):
@@ -41,3 +42,20 @@ def test_curve_summary_pairs_each_schedule_with_the_one_before():
     assert rows[1]["gain_seeds"] == [0, 1, 2] and rows[1]["mean"] == pytest.approx(
         sum(curve[1500].values()) / 3)
     assert sum(gains) / 3 == pytest.approx(rows[1]["gain"])
+
+
+def test_curves_table_rows_per_schedule_in_percent():
+    curves = {"ImageNet": {750: {0: 0.50, 1: 0.52, 2: 0.47}, 1500: {0: 0.54, 1: 0.57, 2: 0.50}},
+              "scratch": {1500: {0: 0.40, 1: 0.42}}}
+    lines = curves_table(curves).splitlines()
+    assert lines[0].startswith("| steps | ImageNet: mIoU (%) | seeds | gain over half the steps")
+    assert lines[2] == "| 750 | 49.7 ± 2.5 | 3 |  |  | |  |"
+    assert lines[3].startswith("| 1500 | 53.7 ± 3.5 | 3 | +4.0 [+1.5, +6.5] | 41.0 ± 1.4 | 2 |")
+
+
+def test_doubling_text_pairs_a_schedule_with_half_of_it():
+    curve = {750: {0: 0.50, 1: 0.52, 2: 0.47}, 1500: {0: 0.54, 1: 0.57, 2: 0.50},
+             6000: {0: 0.6, 1: 0.6}}
+    assert doubling_text(curve, 1500) == "+4.0 points (95% interval +1.5 to +6.5)"
+    assert doubling_text(curve, 3000) == "not measured yet"
+    assert doubling_text(curve, 6000) == "not measured yet"  # 3000 is missing

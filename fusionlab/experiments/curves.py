@@ -50,19 +50,18 @@ def learning_curve(name: str, variant: str, profile: str = "cpu", encoder: str |
 
 def curve_summary(curve: dict[int, dict[int, float]]) -> list[dict]:
     """One row per schedule: ``steps``, ``summarise`` of its values, and the gain over the
-    schedule before (half as many steps, the same seeds paired): ``gain`` (mean), ``ci`` (95%
-    Student-t interval) and ``gain_seeds``; ``None`` for the first schedule or when the two
-    share fewer than two seeds.
+    schedule of half as many steps (the same seeds paired): ``gain`` (mean), ``ci`` (95%
+    Student-t interval) and ``gain_seeds``; ``None`` where the curve has no schedule of half
+    the steps or the two share fewer than two seeds.
     """
-    rows, previous = [], None
+    rows = []
     for steps, by_seed in curve.items():
         row = {"steps": steps, **summarise(list(by_seed.values())), "gain": None, "ci": None,
                "gain_seeds": []}
-        if previous is not None:
-            seeds = sorted(set(previous) & set(by_seed))
-            if len(seeds) >= 2:
-                gains = [by_seed[s] - previous[s] for s in seeds]
-                row.update(gain=sum(gains) / len(gains), ci=t_interval(gains), gain_seeds=seeds)
+        half = curve.get(steps // 2) if steps % 2 == 0 else None
+        seeds = sorted(set(half) & set(by_seed)) if half else []
+        if len(seeds) >= 2:
+            gains = [by_seed[s] - half[s] for s in seeds]
+            row.update(gain=sum(gains) / len(gains), ci=t_interval(gains), gain_seeds=seeds)
         rows.append(row)
-        previous = by_seed
     return rows

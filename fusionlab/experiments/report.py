@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from fusionlab.experiments.builders import BuildContext, Variant, build_model
+from fusionlab.experiments.curves import curve_summary
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
@@ -118,6 +119,31 @@ def gains_table(results: dict, experiment: Experiment,
     return "\n".join(rows)
 
 
+def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
+    """Markdown table of learning curves (``curves.learning_curve``): one row per schedule,
+    per curve the mIoU (mean ± sample std over seeds, in percent, and the seed count) and the
+    gain over half the steps, paired by seed, with its 95% Student-t interval."""
+    level = f"{100 * CONFIDENCE:.0f}%"
+    summaries = {label: {row["steps"]: row for row in curve_summary(curve)}
+                 for label, curve in curves.items()}
+    steps = sorted({s for rows in summaries.values() for s in rows})
+    rows = ["| steps | " + " | ".join(f"{label}: mIoU (%) | seeds | gain over half the steps "
+                                      f"[{level} CI]" for label in curves) + " |",
+            "|---|" + "---|---|---|" * len(curves)]
+    for s in steps:
+        cells = []
+        for label in curves:
+            row = summaries[label].get(s)
+            if row is None:
+                cells.append(" | | ")
+                continue
+            gain = ("" if row["gain"] is None else f"{_pct(row['gain'], True)} "
+                    f"[{_pct(row['ci'][0], True)}, {_pct(row['ci'][1], True)}]")
+            cells.append(f"{_cell(row)} | {row['n']} | {gain}")
+        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def provenance_line(results: dict) -> str:
     """One sentence saying where the reference results come from."""
     p = results["provenance"]
@@ -143,11 +169,26 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
         g = paired_gain(results, base, variant, metric)
     except (TypeError, ValueError):  # no results (yet): the prose stays renderable
         return "not available (the reference results are missing or incomplete)"
-    low, high = g["ci"]
+    return _gain_words(g["mean"], g["ci"])
+
+
+def _gain_words(mean: float, ci: tuple[float, float]) -> str:
+    low, high = ci
     if not math.isfinite(low):
-        return f"{_pct(g['mean'], True)} points (one seed: no interval)"
-    return (f"{_pct(g['mean'], True)} points ({100 * CONFIDENCE:.0f}% interval "
+        return f"{_pct(mean, True)} points (one seed: no interval)"
+    return (f"{_pct(mean, True)} points ({100 * CONFIDENCE:.0f}% interval "
             f"{_pct(low, True)} to {_pct(high, True)})")
+
+
+def doubling_text(curve: dict[int, dict[int, float]], steps: int) -> str:
+    """What training for ``steps`` instead of half as many adds on a learning curve
+    (``curves.learning_curve``), paired by seed, for the prose: ``"+2.1 points (95% interval
+    +0.9 to +3.3)"``, or ``"not measured yet"`` when either schedule has fewer than two seeds
+    in common with the other."""
+    row = next((r for r in curve_summary(curve) if r["steps"] == steps), None)
+    if row is None or row["gain"] is None:
+        return "not measured yet"
+    return _gain_words(row["gain"], row["ci"])
 
 
 def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
