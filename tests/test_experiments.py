@@ -17,7 +17,9 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    provenance_line, read_results, real_gains, results_table,
                                    run_experiment, summarise, t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
-from fusionlab.experiments import build_encoder, imagenet_or_scratch, with_encoder
+from fusionlab.datasets import SyntheticScenes
+from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
+                                   with_encoder)
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
@@ -148,6 +150,32 @@ def test_every_paper_number_names_an_existing_variant():
             assert number.base is None or number.base in experiment.variants
     with pytest.raises(ValueError, match="unknown variants"):
         Experiment("bad", "bad", {"a": Variant("fcn")}, {"b": PaperNumber(1.0, "Table 1")})
+
+
+def test_every_paper_has_comparisons_that_build_on_the_imagenet_encoder():
+    """The pretrained comparisons exist for every experiment, name its variants, and build on
+    MobileNetV2 (no ResNet-only option such as ExFuse's block layout)."""
+    profile = with_encoder(PROFILES["smoke"], "mobilenet_v2")
+    data = SyntheticScenes(4, profile.size)
+    for experiment in EXPERIMENTS.values():
+        assert experiment.pretrained, experiment.name
+        for label in experiment.pretrained_variants:
+            model = build_model(experiment.variants[label], BuildContext(11, profile, data))
+            assert isinstance(model.encoder, MobileNetV2Encoder), (experiment.name, label)
+    assert EXPERIMENTS["exfuse"].pretrained_variants == [
+        "GCN, encoder's layout", "ExFuse without LR, encoder's layout"]
+    with pytest.raises(ValueError, match="pretrained comparisons name unknown"):
+        Experiment("bad", "bad", {"a": Variant("fcn")}, pretrained=(("a", "b"),))
+
+
+@pytest.mark.skipif(real_weights() is None, reason="needs FUSIONLAB_WEIGHTS")
+def test_on_the_imagenet_encoder_the_runner_trains_the_pretrained_comparisons(tmp_path,
+                                                                              no_camvid):
+    profile = with_encoder(PROFILES["smoke"], "mobilenet_v2-imagenet")
+    results = run_experiment("fusion-levels", profile, [0], tmp_path / "fl.json")
+    assert list(results["summary"]) == ["c5", "FPN c4-c5", "FPN c2-c5"]
+    assert results["profile_config"]["encoder"] == "mobilenet_v2-imagenet"
+    assert results["provenance"]["command"].endswith("--encoder mobilenet_v2-imagenet")
 
 
 def test_parse_options():

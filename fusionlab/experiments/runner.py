@@ -65,7 +65,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         profile: how much each run trains.
         seeds: the seeds (each seeds the initialisation, the batch order and the augmentation).
         out: the results file (default ``results_path(name, profile.name)``).
-        variants: a subset of the variants (default all).
+        variants: a subset of the variants (default all; on a pretrained encoder, the
+            variants of the experiment's ``pretrained`` comparisons).
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file.
@@ -73,7 +74,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             results are never dropped).
     """
     experiment = get_experiment(name)
-    chosen = variants or list(experiment.variants)
+    default = experiment.pretrained_variants if profile.pretrained else []
+    chosen = variants or default or list(experiment.variants)
     unknown = [v for v in chosen if v not in experiment.variants]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; {name} has {list(experiment.variants)}")

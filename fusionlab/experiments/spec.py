@@ -73,6 +73,10 @@ class Experiment:
         variants: label -> ``Variant``, in the order of the paper's table.
         paper: label -> ``PaperNumber`` (every label and every ``base`` names a variant).
         headline: (base, variant) of the comparison run with more seeds, or ``None``.
+        pretrained: the (base, variant) comparisons run on the ImageNet encoder (the papers'
+            footing): the headline, or its nearest twin where a variant changes the encoder's
+            layout, which pretrained weights fix. On a pretrained encoder ``run_experiment``
+            trains these variants unless told otherwise.
     """
 
     name: str
@@ -80,6 +84,13 @@ class Experiment:
     variants: dict[str, Variant]
     paper: dict[str, PaperNumber] = field(default_factory=dict)
     headline: tuple[str, str] | None = None
+    pretrained: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pretrained_variants(self) -> list[str]:
+        """The variants of the ``pretrained`` comparisons, in table order."""
+        named = {v for pair in self.pretrained for v in pair}
+        return [v for v in self.variants if v in named]
 
     def __post_init__(self):
         names = set(self.variants)
@@ -91,3 +102,7 @@ class Experiment:
         if self.headline and not set(self.headline) <= names:
             raise ValueError(f"experiment {self.name!r}: headline {self.headline} names an "
                              f"unknown variant")
+        unknown = sorted({v for pair in self.pretrained for v in pair} - names)
+        if unknown:
+            raise ValueError(f"experiment {self.name!r}: pretrained comparisons name unknown "
+                             f"variants {unknown}")

@@ -86,6 +86,7 @@ EXPERIMENT = Experiment(
            for w in LAMBDAS},
     },
     headline=("baseline", "DFN"),
+    pretrained=(("baseline", "DFN"), ("baseline", "+DS (Smooth Network)")),
 )
 """The ladder baseline -> +RRB -> +GP -> +CAB -> +DS (= the Smooth Network) -> +Border Network
 (``DFN``, lambda 0.1); the sweep lambda in {0.05, 0.5, 1.0} around it; and the full DFN trained

@@ -118,6 +118,7 @@ DUPSAMPLING = Experiment(
                                 "1.15 against 0.80 GFLOPs"),
     },
     headline=("bilinear, OS 16", "DUpsampling, OS 16"),
+    pretrained=(("bilinear, OS 16", "DUpsampling, OS 16"),),
 )
 """Table 1's four models fuse nothing (its DUpsampling OS 16 row is Table 2's "none", 73.15);
 the fused levels, W and temperature variants sit on DUpsampling at output stride 16, and those

@@ -18,6 +18,7 @@ FUSION_LEVELS = Experiment(
     paper={"FPN c2-c5": PaperNumber(
         0.24, "ExFuse, Table 1, VOC 2012 val, ResNet-50", base="FPN c4-c5",
         note="the GCN decoder, not FPN; +0.05 with ResNeXt-101")},
+    pretrained=(("c5", "FPN c2-c5"), ("FPN c4-c5", "FPN c2-c5")),
 )
 """With one level there is nothing to fuse and FPN and UNet are the same model, so there is one
 ``c5`` variant and three of each fusion type."""
@@ -46,6 +47,9 @@ EXFUSE = Experiment(
         "ExFuse (all)": Variant("exfuse", {**_SS_LR, "seb": True, "dap": "dap", "ecre": "ecre"}),
         "LR+SS, deconv+supervision": Variant("exfuse", {**_SS_LR, "ecre": "deconv+supervision"}),
         "LR+SS, sub-pixel only": Variant("exfuse", {**_SS_LR, "ecre": "subpixel"}),
+        "GCN, encoder's layout": Variant("exfuse", {}),
+        "ExFuse without LR, encoder's layout": Variant(
+            "exfuse", {"ss": "features", "seb": True, "dap": "dap", "ecre": "ecre"}),
     },
     paper={
         "+SS": PaperNumber(1.5, _TABLE3, base="GCN",
@@ -59,10 +63,15 @@ EXFUSE = Experiment(
         "LR+SS, sub-pixel only": PaperNumber(-0.7, _TABLE4, base="+LR"),
     },
     headline=("GCN", "ExFuse (all)"),
+    pretrained=(("GCN, encoder's layout", "ExFuse without LR, encoder's layout"),),
 )
 """Semantic supervision feeds its heads' features to the decoder (``ss="features"``), the
 segmentation-time analogue of the setting behind the paper's +1.5. The ladder GCN -> +SS ->
 +LR, then ECRE and SEB each on LR + SS, DAP on SEB, everything; a control that replaces DAP by
 a plain 3 x 3 convolution (DAP after its 1 x 1 widening is one linear 3 x 3 convolution, so the
 control separates the idea from the added capacity); and Table 4's two other ECRE designs.
-Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``."""
+Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``.
+
+On the ImageNet encoder the layout is the pretrained one: layer rearrangement, which the paper
+pretrains on ImageNet after moving the blocks, cannot be applied to weights that exist, so the
+pretrained comparison is GCN against ExFuse without LR, both on the encoder as it comes."""

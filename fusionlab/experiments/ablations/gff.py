@@ -86,6 +86,7 @@ GFF = Experiment(
                  "stride 8 and Cityscapes resolution: a level, not comparable with CamVid"),
     },
     headline=("PSPNet", "GFF+DFP"),
+    pretrained=(("PSPNet", "GFF+DFP"), ("Sum", "GFF")),
 )
 """Table 1's comparison on the PSPNet baseline (Sum, Concat, FPN and GFF, each fusing c2..c5
 reduced to the profile's width, with two 3x3 convolutions per fused level and the plain
