@@ -1,10 +1,14 @@
+"""Learning curves and the two footings (from scratch, ImageNet encoder) as the chapters read
+them from stored results."""
+
 import json
 
 import pytest
 from scipy import stats
 
 from fusionlab.experiments.curves import curve_summary, learning_curve
-from fusionlab.experiments.report import curves_table, doubling_text
+from fusionlab.experiments.report import curves_table, doubling_text, footing_table
+from fusionlab.experiments.spec import Experiment, PaperNumber, Variant
 
 
 def _store(folder, file, runs):
@@ -59,3 +63,19 @@ def test_doubling_text_pairs_a_schedule_with_half_of_it():
     assert doubling_text(curve, 1500) == "+4.0 points (95% interval +1.5 to +6.5)"
     assert doubling_text(curve, 3000) == "not measured yet"
     assert doubling_text(curve, 6000) == "not measured yet"  # 3000 is missing
+
+
+def test_footing_table_sets_both_footings_side_by_side():
+    def results(gains):  # variant "b" beats "a" by the given gains, one seed each
+        runs = [{"variant": "a", "seed": s, "miou": 0.5} for s in range(len(gains))]
+        runs += [{"variant": "b", "seed": s, "miou": 0.5 + g} for s, g in enumerate(gains)]
+        return {"experiment": "x", "runs": runs}
+    experiment = Experiment("x", "x", {"a": Variant("fpn"), "b": Variant("fcn")},
+                            paper={"b": PaperNumber(1.5, "Table 1", base="a")},
+                            pretrained=(("a", "b"),))
+    lines = footing_table(experiment, results([0.01, 0.02, 0.03]), None).splitlines()
+    assert lines[0] == ("| comparison | paper | from scratch [95% CI] | "
+                        "ImageNet encoder [95% CI] |")
+    assert lines[2] == "| b vs a | +1.5 | +2.0 [-0.5, +4.5], 3 seeds: noise | not run |"
+    lines = footing_table(experiment, None, results([0.03, 0.04, 0.05])).splitlines()
+    assert lines[2].endswith("| not run | +4.0 [+1.5, +6.5], 3 seeds: real gain |")

@@ -144,6 +144,31 @@ def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
     return "\n".join(rows)
 
 
+def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
+                  metric: str = "miou") -> str:
+    """Markdown table of an experiment's ``pretrained`` comparisons on both footings: the
+    paper's gain where it reports one for that pair, then the gain paired by seed with its 95%
+    interval, the seed count and the verdict, from scratch and on the ImageNet encoder; "not
+    run" where a footing lacks the pair."""
+    level = f"{100 * CONFIDENCE:.0f}%"
+    rows = [f"| comparison | paper | from scratch [{level} CI] | ImageNet encoder [{level} CI] |",
+            "|---|---|---|---|"]
+    for base, variant in experiment.pretrained:
+        paper = experiment.paper.get(variant)
+        cells = [f"{paper.value:+.1f}" if paper and paper.base == base else ""]
+        for results in (scratch, pretrained):
+            try:
+                g = paired_gain(results, base, variant, metric)
+            except (TypeError, ValueError):  # no results, or the pair not run there
+                cells.append("not run")
+                continue
+            verdict = ("real gain" if g["mean"] > 0 else "real loss") if g["real"] else "noise"
+            cells.append(f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, "
+                         f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds: {verdict}")
+        rows.append(f"| {variant} vs {base} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def provenance_line(results: dict) -> str:
     """One sentence saying where the reference results come from."""
     p = results["provenance"]
