@@ -28,7 +28,8 @@ def test_learning_curve_reads_one_file_per_schedule(tmp_path, monkeypatch):
     curve = learning_curve("fusion-levels", "FPN c2-c5", "cpu", enc)
     assert curve == {750: {0: 0.50, 1: 0.52}, 1500: {0: 0.54, 1: 0.57}}
     assert list(curve[1500]) == [0, 1]  # seeds in order
-    assert learning_curve("fusion-levels", "FPN c2-c5", "cpu", "resnet") == {3000: {0: 0.9}}
+    assert learning_curve("fusion-levels", "FPN c2-c5", "cpu", "resnet",
+                          schedules=(750, 3000)) == {3000: {0: 0.9}}
     with pytest.raises(ValueError, match="profile"):
         learning_curve("fusion-levels", "FPN c2-c5", "laptop")
 

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(prog="python -m fusionlab experiment",
                                      description="Run a named experiment and store its results "
-                                                 "(book/results/NAME-PROFILE.json).")
+                                                 "(fusionlab/results/NAME-PROFILE.json).")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every variant for every seed")
     run.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--out", type=Path, default=None, help="results file (default: the book's)")
     run.add_argument("--steps", type=int, default=None,
                      help="train this many steps instead of the profile's (stored apart, by "
-                          "default in book/results/NAME-PROFILE-STEPSsteps.json)")
+                          "default in fusionlab/results/NAME-PROFILE-STEPSsteps.json)")
     run.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
                      help="train on this encoder instead of the profile's (stored apart, by "
-                          "default in book/results/NAME-PROFILE-ENCODER.json): "
+                          "default in fusionlab/results/NAME-PROFILE-ENCODER.json): "
                           + "; ".join(f"{k}: {v}" for k, v in ENCODERS.items()))
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
     merge.add_argument("name", choices=sorted(EXPERIMENTS))

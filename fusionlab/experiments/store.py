@@ -19,6 +19,7 @@ them: the summaries, merges and tables never read them, and a reader of them che
 from __future__ import annotations
 
 import datetime
+import importlib.resources
 import json
 import os
 import platform
@@ -39,13 +40,27 @@ class ResultsConflict(ValueError):
     """A results file that belongs to another experiment or profile configuration."""
 
 
+PACKAGED = "results"
+"""The folder of the ``fusionlab`` package that holds the book's reference results: the one
+copy in the repository, shipped in the wheel as package data."""
+
+
 def results_dir() -> Path:
-    """``$FUSIONLAB_RESULTS``, else ``book/results`` in a checkout of the repository (the
-    book's folder decides, not whether results exist yet), else ``./results``."""
+    """Where new results are written: ``$FUSIONLAB_RESULTS``, else the package's own
+    ``results`` folder when the package lives in a checkout of its repository (the book's
+    folder beside it decides, not whether results exist yet), else ``./results``."""
     if os.environ.get("FUSIONLAB_RESULTS"):
         return Path(os.environ["FUSIONLAB_RESULTS"])
-    book = Path(__file__).resolve().parents[2] / "book"
-    return book / "results" if book.is_dir() else Path.cwd() / "results"
+    package = Path(fusionlab.__file__).resolve().parent
+    in_checkout = (package.parent / "book").is_dir()
+    return package / PACKAGED if in_checkout else Path.cwd() / "results"
+
+
+def packaged_results(filename: str) -> Path | None:
+    """A results file shipped with the installed package (``importlib.resources``), or
+    ``None``."""
+    resource = importlib.resources.files("fusionlab") / PACKAGED / filename
+    return Path(str(resource)) if resource.is_file() else None
 
 
 def results_path(name: str, profile: str, steps: int | None = None,
@@ -79,7 +94,8 @@ def read_results(path: str | os.PathLike) -> dict:
 
 def load_results(name: str, profile: str = "cpu", steps: int | None = None,
                  encoder: str | None = None) -> dict | None:
-    """The stored reference results of an experiment, or ``None`` if there are none;
+    """The stored reference results of an experiment, or ``None`` if there are none: from
+    ``results_dir()`` (a new run is read at once), else the copy shipped with the package;
     ``steps``, ``encoder``: those trained for another schedule or on another encoder than the
     profile's (see ``results_path``).
 
@@ -87,7 +103,9 @@ def load_results(name: str, profile: str = "cpu", steps: int | None = None,
         ValueError: a corrupt file (see ``read_results``).
     """
     path = results_path(name, profile, steps, encoder)
-    return read_results(path) if path.is_file() else None
+    if not path.is_file():  # new runs first, then the results shipped with the package
+        path = packaged_results(path.name)
+    return None if path is None else read_results(path)
 
 
 def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
@@ -115,12 +133,19 @@ def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
 
 
 def git_commit() -> str:
-    """The repository's commit, marked when the library has uncommitted changes."""
+    """The commit of the repository the package lives in (``"unknown"`` outside one, or
+    when the package is installed inside another repository), marked when the library (its
+    stored results aside) has uncommitted changes."""
     try:
         root = Path(__file__).resolve().parents[2]
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "fusionlab"], cwd=root,
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        if Path(top).resolve() != root:  # installed inside another repository: not ours
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "fusionlab",
+                                f":!fusionlab/{PACKAGED}"], cwd=root,
                                capture_output=True, text=True).stdout.strip()
         return commit + ("+uncommitted-library-changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
