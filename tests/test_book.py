@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHAPTERS = sorted((BOOK / "chapters").glob("*.ipynb"))
 CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
-DISTRIBUTION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+DISTRIBUTION, VERSION = PROJECT["name"], PROJECT["version"]
 
 
 def _cells(path):
@@ -57,19 +58,34 @@ def test_chapter_is_clean_and_uses_the_one_repository_address(path):
     assert addresses == {owner_repo}, f"repository addresses other than {url}: {addresses}"
 
 
+def _install_cell(path):
+    return [c for c in _cells(path) if c["cell_type"] == "code"][0]
+
+
+def test_the_install_cells_are_one_cell():
+    """Colab opens one notebook, so each chapter installs the library itself: with the same
+    cell, word for word."""
+    first = _source(_install_cell(CHAPTERS[0]))
+    assert all(_source(_install_cell(path)) == first for path in CHAPTERS)
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_install_cell_checks_for_this_distribution_and_is_hidden(path):
+def test_install_cell_installs_this_release_and_is_hidden(path):
     code = [c for c in _cells(path) if c["cell_type"] == "code"]
     install = _source(code[0])
     url = CONFIG["repository"]["url"]
     assert f'distribution("{DISTRIBUTION}")' in install
-    assert f'"{DISTRIBUTION}[book] @ git+{url}"' in install
+    # the release of this version (one place to change: pyproject's version), the slim extra
+    assert f'SOURCE = "git+{url}@v{VERSION}"' in install
+    assert f'f"{DISTRIBUTION}[colab] @ {{source}}"' in install
+    assert "torch==" in install  # the runtime's torch is pinned, so never replaced
     # the module found must come from this distribution, not from a namesake
     assert f'"{DISTRIBUTION}" in importlib.metadata.packages_distributions()' in install
     assert "remove-cell" in code[0]["metadata"].get("tags", [])
     setup = code[1]
     assert "import" in _source(setup) and "use_book_style()" in _source(setup)
     assert {"hide-input", "remove-cell"} & set(setup["metadata"].get("tags", []))
+    assert "myst_nb" not in _source(setup)  # the slim install has no myst-nb
 
 
 def _prose(markdown: str) -> str:

@@ -3,15 +3,16 @@ works outside the checkout."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
-import venv
 import zipfile
 from pathlib import Path
 
 import yaml
+
+import fusionlab
+from conftest import fresh_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,30 +36,21 @@ def test_environment_matches_pyproject():
     assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
 
 
-def test_the_wheel_carries_the_reference_results_outside_the_checkout(tmp_path):
-    """Build the wheel, install it alone into a fresh virtual environment (its dependencies
-    borrowed from this one, the checkout's fusionlab not), and from a folder outside the
-    checkout read a chapter's stored results as its results cell does."""
-    source = tmp_path / "source"  # a copy, so that no stale build folder of the checkout counts
-    shutil.copytree(ROOT / "fusionlab", source / "fusionlab",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
-                    "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")], check=True)
-    wheel = next((tmp_path / "dist").glob("fusionlab_book-*.whl"))
-    with zipfile.ZipFile(wheel) as z:
+def test_the_version_is_written_once():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert fusionlab.__version__ == project["version"]
+
+
+def test_the_wheel_carries_the_reference_results_outside_the_checkout(tmp_path, built_wheel):
+    """Install the wheel alone into a fresh virtual environment (its dependencies borrowed
+    from this one, the checkout's fusionlab not), and from a folder outside the checkout read a
+    chapter's stored results as its results cell does."""
+    with zipfile.ZipFile(built_wheel) as z:
         shipped = {Path(n).name for n in z.namelist() if n.startswith("fusionlab/results/")}
     assert shipped == {p.name for p in (ROOT / "fusionlab" / "results").glob("*.json")}
-    fresh = tmp_path / "fresh"
-    venv.create(fresh, with_pip=False)
-    site = Path(subprocess.run([fresh / "bin" / "python", "-c",
-                                "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    borrowed = [p for p in sys.path if p.endswith("site-packages")]
-    (site / "borrowed.pth").write_text("\n".join(borrowed) + "\n")  # paths only: no finders
+    python, site = fresh_environment(tmp_path / "fresh")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(site), str(wheel)], check=True)
+                    str(site), str(built_wheel)], check=True)
     cell = (
         "import fusionlab\n"
         "from fusionlab.experiments import EXPERIMENTS, load_results, results_table\n"
@@ -67,7 +59,7 @@ def test_the_wheel_carries_the_reference_results_outside_the_checkout(tmp_path):
         "table = results_table(reference, variants=list(EXPERIMENTS['fusion-levels'].variants))\n"
         "print(table.splitlines()[2])\n" % str(site))
     env = {k: v for k, v in os.environ.items() if k not in ("FUSIONLAB_RESULTS", "PYTHONPATH")}
-    out = subprocess.run([fresh / "bin" / "python", "-c", cell], cwd=tmp_path, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run([python, "-c", cell], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("| c5 | 3 | ")
