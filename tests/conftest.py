@@ -41,7 +41,7 @@ def built_wheel(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     shutil.copytree(root / "fusionlab", work / "source" / "fusionlab",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy(root / name, work / "source" / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(work / "source"), "--no-deps",
                     "--no-build-isolation", "-q", "-w", str(work / "dist")], check=True)

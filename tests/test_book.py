@@ -5,8 +5,12 @@ everything from the book itself."""
 
 import json
 import re
-import tomllib
 from pathlib import Path
+
+try:  # Python 3.11 and later
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 import pytest
 import yaml

@@ -3,11 +3,17 @@ works outside the checkout."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
-import tomllib
+import tarfile
 import zipfile
 from pathlib import Path
+
+try:  # Python 3.11 and later
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 import yaml
 
@@ -63,3 +69,33 @@ def test_the_wheel_carries_the_reference_results_outside_the_checkout(tmp_path, 
                          text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("| c5 | 3 | ")
+
+
+def test_metadata_licence_and_addresses(built_wheel):
+    with zipfile.ZipFile(built_wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = z.read(name).decode()
+        licences = [n for n in z.namelist() if "/licenses/" in n]
+    assert "License-Expression: MIT" in metadata
+    assert [Path(n).name for n in licences] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    url = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["repository"]["url"]
+    assert f"Project-URL: Source, {url}" in metadata
+    assert "Requires-Dist: torch>=2.3" in metadata
+
+
+def test_the_sdist_ships_no_tests_it_cannot_run(tmp_path):
+    source = tmp_path / "source"
+    for folder in ("fusionlab", "tests"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-c", "from setuptools import build_meta; "
+                    f"build_meta.build_sdist({str(tmp_path / 'dist')!r})"],
+                   cwd=source, check=True, capture_output=True)
+    with tarfile.open(next((tmp_path / "dist").glob("*.tar.gz"))) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if "/tests/" in n]
+    assert any(n.endswith("/fusionlab/results/fusion-levels-cpu.json") for n in names)
+    assert any(n.endswith("/LICENSE") for n in names)
