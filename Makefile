@@ -73,6 +73,9 @@ book: $(STAMP) $(VENDOR)/.complete
 test: $(STAMP) $(VENDOR)/.complete
 	$(PY) -m pytest tests --ignore=tests/browser
 	FUSIONLAB_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax book/chapters
+	@# every chapter at the gpu profile's sizes, widths, output strides and loader workers,
+	@# for two steps on the CPU (FUSIONLAB_DRY_RUN): what Colab runs, minus the time
+	FUSIONLAB_PROFILE=gpu FUSIONLAB_DRY_RUN=1 TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax book/chapters
 	FUSIONLAB_PROFILE=smoke $(JB) --path-output build/smoke-book
 	FUSIONLAB_BOOK_HTML=$(SMOKE_HTML) $(PY) -m pytest tests/browser
 

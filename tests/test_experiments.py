@@ -219,6 +219,26 @@ def test_stored_results_are_never_dropped(tmp_path, no_camvid):
         read_results(tmp_path / "broken.json")
     with pytest.raises(ValueError, match="broken.json"):
         run_experiment("fusion-levels", PROFILES["smoke"], [0], tmp_path / "broken.json")
+    # a file written before profiles named their encoder takes new seeds of the same
+    # configuration, and refuses another encoder
+    old = json.loads(stored)
+    for key in ("encoder", "frozen_bn"):
+        del old["profile_config"][key]
+    out.write_text(json.dumps(old))
+    more = run_experiment("fusion-levels", PROFILES["smoke"], [0, 1], out, variants=["c5"])
+    assert more["summary"]["c5"]["seeds"] == [0, 1]
+    with pytest.raises(ResultsConflict, match="encoder"):
+        run_experiment("fusion-levels", with_encoder(PROFILES["smoke"], "mobilenet_v2"), [2],
+                       out, variants=["c5"])
+
+
+def test_a_dry_run_keeps_the_profiles_shapes_and_only_checks(monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DRY_RUN", "1")
+    gpu = get_profile("gpu")
+    assert gpu.name == "gpu" and gpu.size == PROFILES["gpu"].size == (360, 480)
+    assert gpu.widths == PROFILES["gpu"].widths and gpu.num_workers == PROFILES["gpu"].num_workers
+    assert gpu.steps == 2 and gpu.checks_only and not PROFILES["gpu"].checks_only
+    assert PROFILES["smoke"].checks_only and not PROFILES["cpu"].checks_only
 
 
 def test_merge_results_of_parallel_runs(tmp_path, no_camvid):

@@ -18,6 +18,7 @@ them: the summaries, merges and tables never read them, and a reader of them che
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.resources
 import json
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 import fusionlab
-from fusionlab.experiments.profiles import PROFILES
+from fusionlab.experiments.profiles import PROFILES, Profile
 from fusionlab.experiments.stats import summarise, thin_iou
 from fusionlab.io import atomic_write
 
@@ -108,6 +109,15 @@ def load_results(name: str, profile: str = "cpu", steps: int | None = None,
     return None if path is None else read_results(path)
 
 
+def with_defaults(profile_config: dict) -> dict:
+    """A stored profile configuration with the fields added to ``Profile`` since it was written
+    filled in with their defaults (a file made before profiles named their encoder was made
+    on ``"resnet"``), so that it compares equal to the same configuration written today."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Profile)
+                if f.default is not dataclasses.MISSING}
+    return json.loads(json.dumps({**defaults, **profile_config}))
+
+
 def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
                      variants: dict) -> None:
     """Refuse to add runs to a results file of another experiment, profile configuration or
@@ -120,9 +130,10 @@ def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
     if stored["experiment"] != name:
         raise ResultsConflict(f"{path} holds experiment {stored['experiment']!r}, not {name!r}: "
                               f"{advice}")
-    if stored["profile_config"] != profile_config:
-        diff = {k: (stored["profile_config"].get(k), v) for k, v in profile_config.items()
-                if stored["profile_config"].get(k) != v}
+    if with_defaults(stored["profile_config"]) != with_defaults(profile_config):
+        diff = {k: (with_defaults(stored["profile_config"]).get(k), v)
+                for k, v in with_defaults(profile_config).items()
+                if with_defaults(stored["profile_config"]).get(k) != v}
         raise ResultsConflict(f"{path} was made with another configuration of profile "
                               f"{profile_config['name']!r} (stored vs now: {diff}): {advice}")
     changed = sorted(v for v, d in stored.get("variants", {}).items()
@@ -241,7 +252,8 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
         raise ValueError("no results files to merge")
     parts = [read_results(p) for p in paths]
     first = parts[0]
-    if any(p["experiment"] != name or p["profile_config"] != first["profile_config"]
+    if any(p["experiment"] != name
+           or with_defaults(p["profile_config"]) != with_defaults(first["profile_config"])
            for p in parts):
         raise ValueError(f"every file must hold experiment {name!r} with one profile "
                          f"configuration: {[str(p) for p in paths]}")
