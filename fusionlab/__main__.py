@@ -65,6 +65,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                              "used as given: no fallback to synthetic scenes)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--require-data", action="store_true",
+                        help="fail when CamVid cannot be had instead of falling back to "
+                             "synthetic scenes (same as FUSIONLAB_REQUIRE_DATA=1)")
 
 
 def _models_help() -> str:
@@ -180,9 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         except (FileNotFoundError, ValueError) as err:
             parser.exit(2, f"error: {err}\n")
     try:
-        data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid")
+        data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid",
+                         require=args.require_data or None)
     except DataNotFoundError as err:
-        parser.exit(2, f"error: --data {args.data}: {err}\n")
+        where = f"--data {args.data}: " if args.data else ""
+        parser.exit(2, f"error: {where}{err}\n")
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
     seed_everything(getattr(args, "seed", 0))

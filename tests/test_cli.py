@@ -190,3 +190,22 @@ def test_a_missing_imagenet_encoder_is_one_clear_line(capsys, tmp_path, monkeypa
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "mobilenet_v2-b0353104.pth not found" in err
     assert str(tmp_path / "mobilenet_v2-b0353104.pth") in err
+
+
+def test_require_data_turns_the_fallback_into_an_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    for args in (["train", "--profile", "smoke", "--require-data"],
+                 ["experiment", "run", "fusion-levels", "--profile", "smoke", "--seeds", "0",
+                  "--variants", "c5", "--require-data"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "CamVid is required" in err
+        assert str(tmp_path / "none" / "camvid") in err
+    assert list(tmp_path.glob("*.json")) == []
+    monkeypatch.setenv("FUSIONLAB_REQUIRE_DATA", "1")
+    with pytest.raises(SystemExit):
+        main(["train", "--profile", "smoke"])
+    assert "no synthetic fallback" in capsys.readouterr().err

