@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from fusionlab import __version__
+from fusionlab import __version__, distributed
 from fusionlab.bench import count_flops, count_parameters, forward_latency, training_speed
 from fusionlab.datasets import DataNotFoundError, SyntheticScenes
 from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, get_profile,
@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = train_config(profile, args.seed, **overrides)
         result = train(model, data.train, data.val, cfg)
         metrics = result.metrics
+        if not distributed.world().is_main:  # under torchrun the first process reports
+            return
         if args.checkpoint:
             _write_run_record(argv, args, options, profile, cfg, data, result)
         print(f"trained {result.train_seconds:.0f} s")
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as err:
             parser.exit(2, f"error: {err}\n")
         metrics = evaluate(model, data.val, device=device)
+        if not distributed.world().is_main:
+            return
     print(f"{data.source} val: mIoU {metrics['miou']:.3f}, pixel accuracy "
           f"{metrics['pixel_accuracy']:.3f}, boundary F {metrics['boundary_f']:.3f} "
           f"(scored at {metrics['eval_size'][0]} x {metrics['eval_size'][1]})")

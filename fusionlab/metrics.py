@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from fusionlab import IGNORE_INDEX
+from fusionlab import IGNORE_INDEX, distributed
 from fusionlab.boundaries import dilate, label_boundaries
 
 BOUNDARY_TOLERANCE = 0.0075
@@ -188,6 +188,16 @@ class SegmentationMetrics:
         present = torch.from_numpy(present)
         self.class_boundary_sums[present] += torch.from_numpy(f)
         self.class_boundary_images[present] += 1
+
+    def sum_over_processes(self) -> None:
+        """Add up what every process of a distributed run has seen (each scored its own shard
+        of the dataset), so that ``compute`` gives the metrics of the whole dataset on every
+        process; nothing for one process."""
+        for name in ("confusion", "boundary_sums", "class_boundary_sums",
+                     "class_boundary_images"):
+            distributed.sum_over_processes(getattr(self, name))
+        images = torch.tensor([self.boundary_images], dtype=torch.int64)
+        self.boundary_images = int(distributed.sum_over_processes(images).item())
 
     def compute(self) -> dict:
         """The metrics over everything seen since the last ``reset``.

@@ -23,9 +23,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
+from fusionlab import distributed
+from fusionlab.distributed import World
 from fusionlab.io import atomic_write
 from fusionlab.layers import upsample_like
 from fusionlab.losses import SegmentationLoss
@@ -70,7 +73,11 @@ class TrainConfig:
         checkpoint: file to save to and resume from (``None``: no checkpoints).
         checkpoint_every: steps between checkpoints (>= 1).
         log_every: steps averaged into one history entry (>= 1).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on the first process of a distributed run).
+        sync_bn: batch norm statistics over every process of a distributed run
+            (``SyncBatchNorm``): ``"auto"`` (on CUDA with several processes: the papers'
+            setting of a few images per GPU), ``True`` or ``False``. PyTorch synchronises
+            batch norm on GPUs only; on the CPU each process normalises its own share.
 
     Raises:
         ValueError: a count below its minimum, a non-positive or non-finite ``lr``, a negative
@@ -96,6 +103,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     progress: bool = True
+    sync_bn: str | bool = "auto"
 
     def __post_init__(self):
         minimum = {"steps": 1, "batch_size": 1, "eval_batch_size": 1, "checkpoint_every": 1,
@@ -119,6 +127,8 @@ class TrainConfig:
         if self.channels_last not in ("auto", True, False):
             raise ValueError(f"channels_last must be 'auto', True or False, got "
                              f"{self.channels_last!r}")
+        if self.sync_bn not in ("auto", True, False):
+            raise ValueError(f"sync_bn must be 'auto', True or False, got {self.sync_bn!r}")
 
 
 @dataclass(frozen=True)
@@ -314,7 +324,34 @@ class Indexed(Dataset):
         return {**self.dataset[i], "dataset_index": i}
 
 
-def training_batches(dataset: Dataset, cfg: TrainConfig, start_step: int, pin: bool):
+class ShareOfEpoch(DistributedSampler):
+    """A ``DistributedSampler`` that deals out the permutation a single process's shuffled
+    ``DataLoader`` draws from the same seed, so that P processes see the batches of one.
+
+    The single process's loader (``shuffle=True`` and a generator seeded with ``seed``) first
+    draws its workers' base seed from the generator, then ``randperm``; this sampler draws the
+    same two and gives process r the positions r, r + P, r + 2P, ... of the permutation. Its
+    t-th share of B / P images then holds the positions t B + r + P j (j < B / P): the P
+    shares of step t are the positions t B .. (t + 1) B - 1, the single process's batch t.
+
+    Args:
+        dataset: the training set.
+        num_replicas, rank: P and this process's rank.
+        seed: the epoch's seed.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas, rank, shuffle=True, seed=seed, drop_last=True)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        torch.empty((), dtype=torch.int64).random_(generator=g)  # the loader's base seed
+        perm = torch.randperm(len(self.dataset), generator=g).tolist()
+        return iter(perm[self.rank:self.total_size:self.num_replicas])
+
+
+def training_batches(dataset: Dataset, cfg: TrainConfig, start_step: int, pin: bool,
+                     place: World = World()):
     """Endless shuffled batches, starting at ``start_step``; each batch also holds
     ``"dataset_index"`` (B,), the indices of its samples.
 
@@ -322,21 +359,37 @@ def training_batches(dataset: Dataset, cfg: TrainConfig, start_step: int, pin: b
     random state seeded the same way, so the batch at any step is fixed by (seed, step):
     resuming replays the loading of the batches already used in the current epoch.
 
+    In a distributed run (``place``) each process loads its share, cfg.batch_size / P images
+    of every batch, through ``ShareOfEpoch`` (a ``DistributedSampler``): the P shares of a
+    step make up the images of that step's batch in one process (their augmentation is drawn
+    by each process, from the epoch seed and its rank).
+
     Raises:
-        ValueError: a dataset smaller than one batch.
+        ValueError: a dataset smaller than one batch; a batch that the processes cannot share
+            equally.
     """
     per_epoch = len(dataset) // cfg.batch_size
     if per_epoch == 0:
         raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch "
                          f"of {cfg.batch_size}")
+    if cfg.batch_size % place.size:
+        raise ValueError(f"a batch of {cfg.batch_size} images cannot be shared equally by "
+                         f"{place.size} processes; use a multiple of {place.size}")
     epoch, skip = divmod(start_step, per_epoch)
     while True:
         epoch_seed = cfg.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)
-        loader = DataLoader(Indexed(dataset), cfg.batch_size, shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(epoch_seed),
-                            num_workers=cfg.num_workers, pin_memory=pin)
+        torch.manual_seed(epoch_seed + 1_000_003 * place.rank)
+        if place.distributed:
+            sampler = ShareOfEpoch(Indexed(dataset), place.size, place.rank, seed=epoch_seed)
+            loader = DataLoader(Indexed(dataset), cfg.batch_size // place.size, sampler=sampler,
+                                drop_last=True, num_workers=cfg.num_workers, pin_memory=pin)
+        else:
+            loader = DataLoader(Indexed(dataset), cfg.batch_size, shuffle=True, drop_last=True,
+                                generator=torch.Generator().manual_seed(epoch_seed),
+                                num_workers=cfg.num_workers, pin_memory=pin)
         for i, batch in enumerate(loader):
+            if i >= per_epoch:  # a padded last share of the distributed sampler
+                break
             if i >= skip:
                 yield batch
         epoch, skip = epoch + 1, 0
@@ -610,8 +663,14 @@ def _kept(run: TrainingState) -> str:
 
 
 def train_step(model: SegmentationModel, criterion: SegmentationLoss, batch: dict,
-               run: TrainingState, speed: SpeedMode, device: torch.device) -> float:
-    """One optimiser step on ``batch``; returns its loss (float32, before the update).
+               run: TrainingState, speed: SpeedMode, device: torch.device,
+               net: torch.nn.Module | None = None) -> float:
+    """One optimiser step on ``batch``; returns its loss (float32, before the update; in a
+    distributed run the mean over the processes).
+
+    Args:
+        net: the module that runs the forward pass, ``model`` itself or its
+            ``DistributedDataParallel`` wrapper (which averages the gradients).
 
     Shape:
         batch ``{"image": (B, 3, H, W) float32, "mask": (B, H, W) int64,
@@ -627,9 +686,9 @@ def train_step(model: SegmentationModel, criterion: SegmentationLoss, batch: dic
                                memory_format=speed.memory_format)  # (B, 3, H, W)
     masks = batch["mask"].to(device, non_blocking=True)  # (B, H, W)
     with speed.autocast():
-        output = forward_training(model, images, step)
+        output = forward_training(net or model, images, step)
     loss, _ = criterion(output, masks)
-    value = loss.item()
+    value = distributed.mean_over_processes(loss.item())  # every process sees a divergence
     if not math.isfinite(value):
         raise TrainingDiverged(f"training diverged: the loss is {value} at step {step} (lr "
                                f"{run.scheduler.get_last_lr()[0]:.3g}); {_kept(run)}",
@@ -657,6 +716,12 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
         val_set: optional evaluation set (scored by ``evaluate``).
         cfg: a ``TrainConfig`` (defaults if ``None``).
 
+    Started by ``torchrun --nproc_per_node=N``, the N processes train the one model with
+    ``DistributedDataParallel`` (see ``fusionlab.distributed``): each takes its share of every
+    batch of ``cfg.batch_size`` images (``training_batches``), the gradients are averaged, the
+    first process alone writes the checkpoint, and the validation set is scored in shares
+    whose counts are added up.
+
     Returns:
         ``TrainResult`` with the loss history, the validation metrics and the speed mode.
 
@@ -668,24 +733,40 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
     """
     cfg = cfg or TrainConfig()
     device = resolve_device(cfg.device)
+    place = distributed.connect(device.type)
+    if place.distributed and device.type == "cuda":
+        device = torch.device("cuda", place.local_rank)  # one GPU per process
+        torch.cuda.set_device(device)
     speed = choose_speed_mode(device, cfg.precision, cfg.channels_last)
     if cfg.checkpoint:
         check_checkpoint_path(cfg.checkpoint)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if not place.is_main:
+        cfg = dataclasses.replace(cfg, progress=False)
+    if place.distributed and (cfg.sync_bn is True
+                              or (cfg.sync_bn == "auto" and device.type == "cuda")):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device, memory_format=speed.memory_format).train()
     criterion = SegmentationLoss.for_model(model, cfg.aux_weight)
     run = TrainingState.start(model, cfg, speed)
     if cfg.checkpoint and Path(cfg.checkpoint).is_file():
         resume(run, model, device)
-    batches = training_batches(train_set, cfg, run.step, pin=device.type == "cuda")
+    net = model
+    if place.distributed:  # averages the gradients over the processes in backward
+        net = DistributedDataParallel(model, device_ids=[device.index]
+                                      if device.type == "cuda" else None,
+                                      find_unused_parameters=False)
+    batches = training_batches(train_set, cfg, run.step, device.type == "cuda", place)
     t_start = time.perf_counter()
     while run.step < cfg.steps:
-        loss = train_step(model, criterion, next(batches), run, speed, device)
+        loss = train_step(model, criterion, next(batches), run, speed, device, net)
         run.step += 1
         run.log.record(run.step, loss, run.scheduler.get_last_lr()[0])
         if cfg.checkpoint and (run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps):
-            save(run, model, speed)
+            if place.is_main:  # one writer; every process resumes from its file
+                save(run, model, speed)
+            distributed.barrier()
     run.log.bar.close()
     result = TrainResult(run.log.history, {}, time.perf_counter() - t_start, speed.as_dict())
     if val_set is not None:
@@ -771,6 +852,12 @@ def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int
     """
     device = torch.device(device) if device else next(model.parameters()).device
     speed = speed or choose_speed_mode(device)
+    place = distributed.connect(device.type)
+    if place.distributed:  # each process scores its share; the counts are added up below
+        if len(dataset) < place.size:
+            raise ValueError(f"{len(dataset)} evaluation images cannot be shared by "
+                             f"{place.size} processes")
+        dataset = Subset(dataset, range(place.rank, len(dataset), place.size))
     was_training = model.training
     model.to(device, memory_format=speed.memory_format).eval()
     metrics: dict[str, SegmentationMetrics] = {}
@@ -799,10 +886,12 @@ def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int
     seconds = time.perf_counter() - t0
     results = {}
     for name, m in metrics.items():
+        m.sum_over_processes()
         results[name] = m.compute()
         results[name]["eval_size"] = next(iter(sizes))
-        if getattr(dataset, "CLASSES", None):
-            results[name]["classes"] = list(dataset.CLASSES)
+        classes = getattr(getattr(dataset, "dataset", dataset), "CLASSES", None)
+        if classes:
+            results[name]["classes"] = list(classes)
         results[name]["eval_seconds"] = seconds
     return results
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from fusionlab import distributed
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                                      require_data=args.require_data or None)
     except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
         parser.exit(2, f"error: {err}\n")
+    if not distributed.world().is_main:  # one summary, from the first process of torchrun's
+        return
     for variant, s in results["summary"].items():
         print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"
               f"  thin {100 * s['thin_iou']['mean']:5.1f}  boundary F "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from fusionlab import distributed
 from fusionlab.bench import count_flops, count_parameters
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.builders import BuildContext, build_model
@@ -58,7 +59,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
 
     Every variant runs once before the next seed, so partial results come early. The file is
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
-    the same variant and seed already in the file are kept, not repeated.
+    the same variant and seed already in the file are kept, not repeated. Under ``torchrun``
+    every run trains on all the processes (see ``fusionlab.train.train``) and the first process
+    alone writes the file.
 
     Args:
         name: a key of ``EXPERIMENTS``.
@@ -96,9 +99,11 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
 
-    def save():
-        write_results(out, assemble(name, config, data.source, data.classes, data.thin_classes,
-                                    definitions, runs, wall, commit))
+    def save():  # by the first process of a distributed run alone; the others wait for it
+        if distributed.world().is_main:
+            write_results(out, assemble(name, config, data.source, data.classes,
+                                        data.thin_classes, definitions, runs, wall, commit))
+        distributed.barrier()
 
     for seed in seeds:
         for label in chosen:
