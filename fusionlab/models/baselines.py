@@ -9,6 +9,10 @@
 
 UNet and FPN share one ``TopDownDecoder`` and differ only in the fusion block they pass to it,
 which is also how later chapters plug in their own fusion (gates, attention, ...).
+
+In the book: chapter 1, "Encoders, decoders and the semantic gap" (``book/chapters/01-fusion-
+basics.ipynb``); what it trains and the paper's own numbers: experiment ``fusion-levels`` in
+``fusionlab/experiments/ablations/exfuse.py``.
 """
 
 from __future__ import annotations

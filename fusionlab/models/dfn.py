@@ -15,6 +15,10 @@ Segmentation", CVPR 2018 (arXiv:1804.09337). Two problems, two sub-networks on o
 ``DFN`` switches each module on or off, so the paper's Table 2 is one loop over flags; with
 RRB, GP and CAB off the decoder is the FCN-4-style baseline (a 1x1 lateral convolution per
 stage, fusion by addition). The border target and its loss (``BorderLoss``) live here too.
+
+In the book: chapter 4, "Channel attention and border supervision: DFN"
+(``book/chapters/04-dfn.ipynb``); what it trains and the paper's own numbers: experiment ``dfn``
+in ``fusionlab/experiments/ablations/dfn.py``.
 """
 
 from __future__ import annotations

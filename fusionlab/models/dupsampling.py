@@ -21,6 +21,10 @@ Flexible Feature Aggregation", CVPR 2019 (arXiv:1903.02120).
 
 One flattening everywhere: ``pixel_unshuffle``'s order, channel ``c * r^2 + dy * r + dx``, so the
 fit and ``pixel_shuffle`` in the upsampling are exact inverses on maps of any shape.
+
+In the book: chapter 5, "Label-space compression: DUpsampling"
+(``book/chapters/05-dupsampling.ipynb``); what it trains and the paper's own numbers: experiment
+``dupsampling`` in ``fusionlab/experiments/ablations/dupsampling.py``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ ECCV 2018. Built on the GCN decoder (``fusionlab.models.gcn``). Two directions:
 
 ``ExFuse`` switches each module on or off, so the paper's cumulative ablation (Table 3) is one
 loop over flags.
+
+In the book: chapter 2, "The semantic gap: ExFuse" (``book/chapters/02-exfuse.ipynb``); what it
+trains and the paper's own numbers: experiment ``exfuse`` in
+``fusionlab/experiments/ablations/exfuse.py``.
 """
 
 from __future__ import annotations

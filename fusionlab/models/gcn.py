@@ -5,6 +5,10 @@ Convolutional Network", CVPR 2017, Sec. 3 and Fig. 2. Every encoder stage is tur
 class-score map by a large separable kernel (GCN block) and a residual refinement (BR block);
 the score maps are fused top-down, each upsampled by a learned deconvolution and added to the
 next lower one, then refined again.
+
+In the book: chapter 2, "The semantic gap: ExFuse" (``book/chapters/02-exfuse.ipynb``); what it
+trains and the paper's own numbers: experiment ``exfuse`` in
+``fusionlab/experiments/ablations/exfuse.py``.
 """
 
 from __future__ import annotations

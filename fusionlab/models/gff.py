@@ -15,6 +15,10 @@ Li, Zhao, Han, Tong, Tan, Yang, "Gated Fully Fusion for Semantic Segmentation", 
 The paper's Table 1 compares GFF at equal width with the simpler fusions of its section
 "Multi-level Feature Fusion": ``sum_fusion``, ``concat_fusion`` and ``fpn_fusion``. ``GFFNet``
 switches between all of them, so the chapter's ablation is one loop over options.
+
+In the book: chapter 3, "Gating: Gated Fully Fusion" (``book/chapters/03-gff.ipynb``); what it
+trains and the paper's own numbers: experiment ``gff`` in
+``fusionlab/experiments/ablations/gff.py``.
 """
 
 from __future__ import annotations
