@@ -3,6 +3,7 @@ library and not a namesake, formulas in LaTeX, hidden set-up cells, collapsible 
 summary per chapter, an intro that links what it promises, and a configuration that serves
 everything from the book itself."""
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -15,9 +16,12 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
 import pytest
 import yaml
 
+from fusionlab.experiments import ablations
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-CHAPTERS = sorted((BOOK / "chapters").glob("*.ipynb"))
+REGISTERED = ablations.CHAPTERS  # the one list of chapters
+CHAPTERS = [BOOK / "chapters" / f"{c.notebook}.ipynb" for c in REGISTERED]
 CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 DISTRIBUTION, VERSION = PROJECT["name"], PROJECT["version"]
@@ -31,10 +35,16 @@ def _source(cell):
     return "".join(cell["source"])
 
 
-def test_every_chapter_is_in_the_toc():
+def test_the_registered_chapters_are_the_books_in_its_order():
+    on_disk = sorted(p.name for p in (BOOK / "chapters").glob("*.ipynb"))
+    assert on_disk == sorted(p.name for p in CHAPTERS)
+    assert [c.number for c in REGISTERED] == list(range(1, len(REGISTERED) + 1))
     toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    listed = {c["file"] for c in toc["chapters"]}
-    assert listed == {f"chapters/{p.stem}" for p in CHAPTERS}
+    assert [c["file"] for c in toc["chapters"]] == [f"chapters/{p.stem}" for p in CHAPTERS]
+    for chapter, path in zip(REGISTERED, CHAPTERS):
+        heading = _source(_cells(path)[0]).splitlines()[0]
+        assert heading == f"# {chapter.number}. {chapter.title}", heading
+        importlib.import_module(chapter.models)  # the module it names exists
 
 
 def test_distribution_name_is_not_the_namesakes():
@@ -136,12 +146,14 @@ def test_table_building_cells_show_their_table_not_their_code(path):
 
 def test_intro_links_the_chapters_papers_licence_and_citation():
     intro = (BOOK / "intro.md").read_text()
-    for arxiv in ("1804.03821", "1904.01803", "1804.09337", "1903.02120"):
+    papers = [arxiv for chapter in REGISTERED for arxiv in chapter.arxiv]
+    assert len(papers) == 4  # the book's four papers
+    for arxiv in papers:
         assert f"https://arxiv.org/abs/{arxiv}" in intro
     for path in CHAPTERS:
         assert f"chapters/{path.stem}.ipynb" in intro
     rows = [line for line in intro.splitlines() if re.match(r"\| \[?\d\. ", line)]
-    assert len(rows) == 5, rows   # the five chapters: each linked, or said to be in preparation
+    assert len(rows) == len(REGISTERED), rows  # each chapter linked, or said to be in preparation
     for row in rows:
         assert re.search(r"\]\(chapters/[\w-]+\.ipynb\)", row) or "in preparation" in row, row
     assert "MIT" in intro and "@misc{" in intro and CONFIG["repository"]["url"] in intro

@@ -106,3 +106,26 @@ class Experiment:
         if unknown:
             raise ValueError(f"experiment {self.name!r}: pretrained comparisons name unknown "
                              f"variants {unknown}")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the book and what it rests on, registered once: in its paper's ablation
+    module (``CHAPTER``), listed in ``fusionlab.experiments.ablations.CHAPTERS``. The command
+    line, the book's tests and the intro's table read that list.
+
+    Attributes:
+        number: its place in the book (1, 2, ...).
+        notebook: the file name in ``book/chapters`` without ``.ipynb``.
+        title: as in the table of contents.
+        arxiv: the arXiv ids of the papers it teaches (the intro links each).
+        experiments: the experiments whose reference results it reads.
+        models: the module of its models, e.g. ``"fusionlab.models.exfuse"``.
+    """
+
+    number: int
+    notebook: str
+    title: str
+    arxiv: tuple[str, ...]
+    experiments: tuple[Experiment, ...]
+    models: str

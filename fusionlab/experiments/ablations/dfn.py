@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fusionlab.experiments.profiles import build_encoder
-from fusionlab.experiments.spec import Experiment, PaperNumber, Variant
+from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
 from fusionlab.models.base import SegmentationModel
 from fusionlab.models.dfn import DFN
 
@@ -92,3 +92,6 @@ EXPERIMENT = Experiment(
 (``DFN``, lambda 0.1); the sweep lambda in {0.05, 0.5, 1.0} around it; and the full DFN trained
 with the official code's border loss instead of the focal loss (no paper number: the paper
 describes only the focal loss). The paper's lambda 0.75 (78.47) is not in the sweep."""
+
+CHAPTER = Chapter(4, "04-dfn", "Channel attention and border supervision: DFN", ("1804.09337",),
+                  (EXPERIMENT,), "fusionlab.models.dfn")

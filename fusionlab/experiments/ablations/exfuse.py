@@ -1,27 +1,9 @@
-"""ExFuse (Zhang et al., ECCV 2018) on our scale: its Table 1 (chapter 1) and Tables 3-4
-(chapter 2), with the paper's numbers (PASCAL VOC 2012 val, mIoU %)."""
+"""ExFuse (Zhang et al., ECCV 2018) on our scale: its Tables 3-4 (chapter 2), with the paper's
+numbers (PASCAL VOC 2012 val, mIoU %). Its Table 1 opens chapter 1 (``fusion_levels``)."""
 
 from __future__ import annotations
 
-from fusionlab.experiments.builders import Variant
-from fusionlab.experiments.spec import Experiment, PaperNumber
-
-_LEVEL_SETS = {"c4-c5": ("c4", "c5"), "c3-c5": ("c3", "c4", "c5"),
-               "c2-c5": ("c2", "c3", "c4", "c5")}
-
-FUSION_LEVELS = Experiment(
-    name="fusion-levels",
-    title="ExFuse's Table 1 on our scale: which encoder levels the decoder fuses",
-    variants={"c5": Variant("fpn", {"levels": ("c5",)}),
-              **{f"{model} {label}": Variant(model.lower(), {"levels": levels})
-                 for model in ("FPN", "UNet") for label, levels in _LEVEL_SETS.items()}},
-    paper={"FPN c2-c5": PaperNumber(
-        0.24, "ExFuse, Table 1, VOC 2012 val, ResNet-50", base="FPN c4-c5",
-        note="the GCN decoder, not FPN; +0.05 with ResNeXt-101")},
-    pretrained=(("c5", "FPN c2-c5"), ("FPN c4-c5", "FPN c2-c5")),
-)
-"""With one level there is nothing to fuse and FPN and UNet are the same model, so there is one
-``c5`` variant and three of each fusion type."""
+from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
 
 BASE_BLOCKS = (1, 1, 5, 1)
 """The encoder layout of the ExFuse ablation: most blocks in c4, like ResNeXt's (3, 4, 23, 3),
@@ -75,3 +57,6 @@ Table 4's ECRE row (+0.5 over LR + SS) is ``+ECRE``.
 On the ImageNet encoder the layout is the pretrained one: layer rearrangement, which the paper
 pretrains on ImageNet after moving the blocks, cannot be applied to weights that exist, so the
 pretrained comparison is GCN against ExFuse without LR, both on the encoder as it comes."""
+
+CHAPTER = Chapter(2, "02-exfuse", "The semantic gap: ExFuse", ("1804.03821",), (EXFUSE,),
+                  "fusionlab.models.exfuse")

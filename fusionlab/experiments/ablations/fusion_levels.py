@@ -1,0 +1,26 @@
+"""Chapter 1's experiment: ExFuse's Table 1 (Zhang et al., ECCV 2018) on our scale, which
+encoder levels a top-down decoder fuses, with the paper's number (PASCAL VOC 2012 val, mIoU %)."""
+
+from __future__ import annotations
+
+from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
+
+_LEVEL_SETS = {"c4-c5": ("c4", "c5"), "c3-c5": ("c3", "c4", "c5"),
+               "c2-c5": ("c2", "c3", "c4", "c5")}
+
+FUSION_LEVELS = Experiment(
+    name="fusion-levels",
+    title="ExFuse's Table 1 on our scale: which encoder levels the decoder fuses",
+    variants={"c5": Variant("fpn", {"levels": ("c5",)}),
+              **{f"{model} {label}": Variant(model.lower(), {"levels": levels})
+                 for model in ("FPN", "UNet") for label, levels in _LEVEL_SETS.items()}},
+    paper={"FPN c2-c5": PaperNumber(
+        0.24, "ExFuse, Table 1, VOC 2012 val, ResNet-50", base="FPN c4-c5",
+        note="the GCN decoder, not FPN; +0.05 with ResNeXt-101")},
+    pretrained=(("c5", "FPN c2-c5"), ("FPN c4-c5", "FPN c2-c5")),
+)
+"""With one level there is nothing to fuse and FPN and UNet are the same model, so there is one
+``c5`` variant and three of each fusion type."""
+
+CHAPTER = Chapter(1, "01-fusion-basics", "Encoders, decoders and the semantic gap", (),
+                  (FUSION_LEVELS,), "fusionlab.models.baselines")
