@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader or a crash sees the old file or the new one, never half."""
+"""Files: atomic writes (a reader or a crash sees the old file or the new one, never half) and
+fusionlab's cache folder."""
 
 from __future__ import annotations
 
@@ -48,3 +49,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def cache_dir() -> Path:
+    """fusionlab's cache folder: ``$FUSIONLAB_CACHE``, else ``~/.cache/fusionlab``."""
+    return Path(os.environ.get("FUSIONLAB_CACHE", Path.home() / ".cache" / "fusionlab"))

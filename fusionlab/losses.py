@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusionlab import IGNORE_INDEX
-from fusionlab.models.base import SegOutput
+from fusionlab.outputs import SegOutput
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A loss ``fn(logits, target) -> scalar``: logits of one output, target the (N, H, W) labels."""

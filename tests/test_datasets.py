@@ -11,7 +11,7 @@ from fusionlab import IGNORE_INDEX
 from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
 from fusionlab.datasets import camvid as camvid_module
 from fusionlab.datasets.base import ArraySegmentation
-from fusionlab.datasets.camvid import cache_dir
+from fusionlab.io import cache_dir
 from fusionlab.datasets.transforms import random_scale_crop_flip, resize_labels, resize_pair
 
 from conftest import real_camvid

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from fusionlab import IGNORE_INDEX
 from fusionlab.datasets.base import IMAGENET_MEAN, IMAGENET_STD, ArraySegmentation
 from fusionlab.datasets.transforms import resize_pair
-from fusionlab.io import atomic_write
+from fusionlab.io import atomic_write, cache_dir
 
 __all__ = ["CamVid", "DataNotFoundError", "IMAGENET_MEAN", "IMAGENET_STD", "cache_dir"]
 
@@ -44,11 +44,6 @@ centre-aligned (``resize_labels``), native labels kept for evaluation."""
 
 class DataNotFoundError(FileNotFoundError):
     """CamVid is in none of the places looked at and could not be downloaded."""
-
-
-def cache_dir() -> Path:
-    """fusionlab's cache folder: ``$FUSIONLAB_CACHE``, else ``~/.cache/fusionlab``."""
-    return Path(os.environ.get("FUSIONLAB_CACHE", Path.home() / ".cache" / "fusionlab"))
 
 
 def _has_layout(folder: Path) -> bool:

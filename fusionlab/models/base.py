@@ -7,7 +7,6 @@ input size, so losses and metrics never have to know the model's output stride.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
@@ -15,21 +14,7 @@ from torch import nn
 
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.layers import upsample_like
-
-
-@dataclass
-class SegOutput:
-    """What a segmentation model returns.
-
-    Attributes:
-        logits: class scores (N, K, H, W) at the input size.
-        aux: named auxiliary predictions for deep supervision, each (N, K_aux, H, W) at the
-            input size (empty when the model has none). Names are stable per model, e.g.
-            ``"c3"`` for a head on stage c3.
-    """
-
-    logits: torch.Tensor
-    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+from fusionlab.outputs import SegOutput
 
 
 HeadFactory = Callable[[int, int], nn.Module]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fusionlab import IGNORE_INDEX
-from fusionlab import losses  # the module, not its names: fusionlab.losses imports models.base
+from fusionlab import losses
 from fusionlab.boundaries import border_target
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.layers import ConvBNReLU, upsample_like

@@ -43,9 +43,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from fusionlab import IGNORE_INDEX
-from fusionlab.datasets.camvid import cache_dir
 from fusionlab.encoders import LEVELS, ResNetEncoder
-from fusionlab.io import atomic_write
+from fusionlab.io import atomic_write, cache_dir
 from fusionlab.layers import ConvBNReLU, upsample_like
 from fusionlab.metrics import SegmentationMetrics
 from fusionlab.models.base import HeadFactory, SegmentationModel, SegOutput

@@ -23,17 +23,15 @@ trains and the paper's own numbers: experiment ``gff`` in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.layers import ConvBNReLU, upsample_like
+from fusionlab.losses import AuxLoss
 from fusionlab.models.base import HeadFactory, SegmentationModel, conv1x1_head
-
-if TYPE_CHECKING:  # fusionlab.losses imports fusionlab.models: import it where it is used
-    from fusionlab.losses import AuxLoss
 
 
 def _check_pyramid(levels: Sequence[torch.Tensor], num_levels: int | None = None,
@@ -448,7 +446,6 @@ class GFFNet(SegmentationModel):
     def aux_losses(self) -> dict[str, AuxLoss]:
         """Cross-entropy on ``aux["c4"]`` with weight 0.4 (PSPNet's deep supervision;
         GFF, "Network Architecture")."""
-        from fusionlab.losses import AuxLoss
         return {"c4": AuxLoss(0.4)}
 
     def reduce_levels(self, features: dict[str, torch.Tensor]) -> list[torch.Tensor]:

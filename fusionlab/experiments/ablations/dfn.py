@@ -3,15 +3,10 @@ the official code's focal loss, with the paper's numbers (PASCAL VOC 2012 val, m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fusionlab.experiments.profiles import build_encoder
-from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
+from fusionlab.experiments.spec import BuildContext, Chapter, Experiment, PaperNumber, Variant
 from fusionlab.models.base import SegmentationModel
 from fusionlab.models.dfn import DFN
-
-if TYPE_CHECKING:  # builders.py imports build_dfn from here
-    from fusionlab.experiments.builders import BuildContext
 
 DFN_OPTIONS = {
     "rrb": "refinement residual blocks in the Smooth Network",
