@@ -13,7 +13,7 @@ from fusionlab.boundaries import border_target
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.experiments import MODELS, PROFILES, BuildContext
 from fusionlab.experiments.ablations.dfn import DFN_OPTIONS, EXPERIMENT, LAMBDAS, build_dfn
-from fusionlab.experiments.builders import ModelSpec
+from fusionlab.experiments.spec import ModelSpec
 from fusionlab.layers import upsample_like
 from fusionlab.losses import SegmentationLoss, cross_entropy, focal_loss, official_focal_loss
 from fusionlab.models.dfn import (DFN, BorderLoss, BorderNetwork, ChannelAttentionBlock,

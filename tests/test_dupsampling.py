@@ -12,7 +12,7 @@ from fusionlab.encoders import ResNetEncoder
 from fusionlab.experiments import MODELS, PROFILES, BuildContext
 from fusionlab.experiments.ablations.dupsampling import (DUPSAMPLING, MODEL_OPTIONS,
                                                          build_dupsampling)
-from fusionlab.experiments.builders import ModelSpec
+from fusionlab.experiments.spec import ModelSpec
 from fusionlab.models import dupsampling as dup
 from fusionlab.models.base import conv1x1_head
 from fusionlab.models.dupsampling import (AdaptiveTemperature, DUpsampling, DUpsamplingNet,

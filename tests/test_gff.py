@@ -11,7 +11,7 @@ import test_contract
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.experiments import MODELS, PROFILES, BuildContext
 from fusionlab.experiments.ablations.gff import GFF, MODEL_OPTIONS, OUTPUT_STRIDES, build_gffnet
-from fusionlab.experiments.builders import ModelSpec
+from fusionlab.experiments.spec import ModelSpec
 from fusionlab.losses import SegmentationLoss, cross_entropy
 from fusionlab.models.gff import (DenseFeaturePyramid, GatedFullyFusion, GFFNet, PyramidPooling,
                                   concat_fusion, fpn_fusion, sum_fusion)

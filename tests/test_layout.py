@@ -27,6 +27,11 @@ def _layer(module: str) -> int:
     raise AssertionError(f"{module} is in no layer: add it to LAYERS")
 
 
+def _is_module(name: str) -> bool:
+    path = ROOT.parent / name.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _imports() -> dict[str, set[str]]:
     graph = {}
     for path in ROOT.rglob("*.py"):
@@ -36,9 +41,8 @@ def _imports() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fusionlab"):
                 names = [f"{node.module}.{a.name}" for a in node.names]
-                # `from fusionlab import distributed` imports a module, not a name
-                found |= {n for n in names if (ROOT.parent / n.replace(".", "/")).with_suffix(
-                    ".py").is_file()} or {node.module}
+                # `from fusionlab import distributed` imports a module (or package), not a name
+                found |= {n for n in names if _is_module(n)} or {node.module}
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("fusionlab")}
         graph[module] = found - {module}

@@ -8,7 +8,7 @@ store and the report tables only read these descriptions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
@@ -35,6 +35,22 @@ class BuildContext:
     num_classes: int
     profile: Profile
     train_set: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A buildable model: its builder and the options it accepts. Each paper's ablation module
+    lists its own (``MODELS``); ``fusionlab.experiments.builders.MODELS`` collects them.
+
+    Attributes:
+        build: ``build(context, **options) -> SegmentationModel``.
+        options: option name -> one-line help.
+        summary: one line for ``--help``.
+    """
+
+    build: Callable[..., Any]
+    options: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ the official code's focal loss, with the paper's numbers (PASCAL VOC 2012 val, m
 from __future__ import annotations
 
 from fusionlab.experiments.profiles import build_encoder
-from fusionlab.experiments.spec import BuildContext, Chapter, Experiment, PaperNumber, Variant
+from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
+                                        Variant)
 from fusionlab.models.base import SegmentationModel
 from fusionlab.models.dfn import DFN
 
@@ -87,6 +88,10 @@ EXPERIMENT = Experiment(
 (``DFN``, lambda 0.1); the sweep lambda in {0.05, 0.5, 1.0} around it; and the full DFN trained
 with the official code's border loss instead of the focal loss (no paper number: the paper
 describes only the focal loss). The paper's lambda 0.75 (78.47) is not in the sweep."""
+
+MODELS = {"dfn": ModelSpec(build_dfn, DFN_OPTIONS, "DFN: Smooth and Border Networks, each module "
+                                                  "switchable (none: the FCN-4-style baseline)")}
+"""DFN and its ladder for the builder table."""
 
 CHAPTER = Chapter(4, "04-dfn", "Channel attention and border supervision: DFN", ("1804.09337",),
                   (EXPERIMENT,), "fusionlab.models.dfn")

@@ -3,7 +3,37 @@ numbers (PASCAL VOC 2012 val, mIoU %). Its Table 1 opens chapter 1 (``fusion_lev
 
 from __future__ import annotations
 
-from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
+from fusionlab.experiments.profiles import build_encoder
+from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
+                                        Variant, as_tuple)
+from fusionlab.models import GCN, ExFuse
+from fusionlab.models.base import SegmentationModel
+
+
+def _gcn(ctx: BuildContext, blocks=None) -> SegmentationModel:
+    return GCN(ctx.num_classes, build_encoder(ctx.profile, blocks and as_tuple(blocks)))
+
+
+def _exfuse(ctx: BuildContext, blocks=None, **modules) -> SegmentationModel:
+    return ExFuse(ctx.num_classes, build_encoder(ctx.profile, blocks and as_tuple(blocks)),
+                  **modules)
+
+
+_BLOCKS_HELP = "residual blocks per stage c2..c5, e.g. blocks=1,2,4,1 (default: the profile's)"
+
+MODELS = {
+    "gcn": ModelSpec(_gcn, {"blocks": _BLOCKS_HELP}, "GCN + boundary refinement (ExFuse's base)"),
+    "exfuse": ModelSpec(_exfuse, {
+        "blocks": _BLOCKS_HELP,
+        "lr": "layer rearrangement (balance the stages' blocks)",
+        "ss": "semantic supervision: ss (heads) or ss=features (heads' features fed to the "
+              "decoder)",
+        "seb": "semantic embedding branch",
+        "ecre": "ecre, ecre=subpixel or ecre=deconv+supervision (Table 4)",
+        "dap": "densely adjacent prediction, or dap=conv3x3 (the capacity control)",
+    }, "ExFuse on the GCN decoder, each module switchable"),
+}
+"""GCN and ExFuse on the profile's encoder (``blocks`` changes its layout)."""
 
 BASE_BLOCKS = (1, 1, 5, 1)
 """The encoder layout of the ExFuse ablation: most blocks in c4, like ResNeXt's (3, 4, 23, 3),

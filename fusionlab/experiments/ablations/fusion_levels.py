@@ -3,7 +3,34 @@ encoder levels a top-down decoder fuses, with the paper's number (PASCAL VOC 201
 
 from __future__ import annotations
 
-from fusionlab.experiments.spec import Chapter, Experiment, PaperNumber, Variant
+from fusionlab.encoders import LEVELS
+from fusionlab.experiments.profiles import build_encoder
+from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
+                                        Variant, as_tuple)
+from fusionlab.models import FCN, FPN, UNet
+from fusionlab.models.base import SegmentationModel
+
+
+def _top_down(cls):
+    def build(ctx: BuildContext, levels=LEVELS) -> SegmentationModel:
+        return cls(ctx.num_classes, build_encoder(ctx.profile), as_tuple(levels),
+                   ctx.profile.channels)
+    return build
+
+
+def _fcn(ctx: BuildContext) -> SegmentationModel:
+    return FCN(ctx.num_classes, build_encoder(ctx.profile), ctx.profile.channels)
+
+
+_LEVELS_HELP = "encoder levels fused, e.g. levels=c3,c4,c5 (default all four)"
+
+MODELS = {
+    "fcn": ModelSpec(_fcn, {}, "FCN: predict from c5, no fusion"),
+    "fpn": ModelSpec(_top_down(FPN), {"levels": _LEVELS_HELP}, "FPN: top-down fusion by addition"),
+    "unet": ModelSpec(_top_down(UNet), {"levels": _LEVELS_HELP},
+                      "UNet: top-down fusion by concatenation"),
+}
+"""The baselines of every chapter, on the profile's encoder and decoder width."""
 
 _LEVEL_SETS = {"c4-c5": ("c4", "c5"), "c3-c5": ("c3", "c4", "c5"),
                "c2-c5": ("c2", "c3", "c4", "c5")}

@@ -9,7 +9,8 @@ Cityscapes test mIoU, a level on another dataset and scale, not a gain to compar
 from __future__ import annotations
 
 from fusionlab.experiments.profiles import build_encoder
-from fusionlab.experiments.spec import BuildContext, Chapter, Experiment, PaperNumber, Variant
+from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
+                                        Variant)
 from fusionlab.models.gff import GFFNet
 
 OUTPUT_STRIDES = {"smoke": 16, "cpu": 16, "gpu": 8}
@@ -95,6 +96,11 @@ GFF without the DFP: one gate per channel (nhatuan84's copy; the authors' code h
 gates on the raw backbone features) against one gate map per level (the paper's Fig. 2), and
 the released code's sequential, in-place order against the paper's parallel formula. The
 headline compares the PSPNet baseline with the full network."""
+
+MODELS = {"gff": ModelSpec(build_gffnet, MODEL_OPTIONS, "PSPNet with Gated Fully Fusion and the "
+                                                      "Dense Feature Pyramid (fusion=none: "
+                                                      "PSPNet)")}
+"""GFFNet and its baseline for the builder table."""
 
 CHAPTER = Chapter(3, "03-gff", "Gating: Gated Fully Fusion", ("1904.01803",), (GFF,),
                   "fusionlab.models.gff")
