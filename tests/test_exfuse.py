@@ -11,6 +11,7 @@ from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.models import (ECRE, GCN, BoundaryRefinement, DenselyAdjacentPrediction, ExFuse,
                               GlobalConvBlock, SemanticEmbeddingBranch, layer_rearrangement)
 from fusionlab.layers import upsample_like
+from fusionlab.models.base import identity_head
 from fusionlab.models.exfuse import (DAP_MODES, ECRE_VARIANTS, SS_MODES, SemanticSupervisionHead,
                                      SubPixelUpsample, bilinear_subpixel_taps, rearranged_blocks)
 from fusionlab.models.gcn import Deconv2x, crop_to
@@ -98,7 +99,8 @@ def test_gcn_logits_are_the_head_of_s2():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 61, 83)
     for head in (None, torch.nn.Conv2d(5, 5, 1)):
-        model = GCN(5, small_encoder(), kernel_size=5, head=head).eval()
+        factory = identity_head if head is None else (lambda c, k, head=head: head)
+        model = GCN(5, small_encoder(), kernel_size=5, head=factory).eval()
         rec = Recorder(encoder=model.encoder, s2=model.refine_fused["c2"])
         logits = model(x).logits
         s2 = rec.outputs["s2"]  # the top-down output at stride 4
@@ -110,9 +112,13 @@ def test_gcn_logits_are_the_head_of_s2():
 
 
 def test_gcn_head_errors():
-    with pytest.raises(TypeError, match="head must be an nn.Module"):
+    with pytest.raises(TypeError, match="head must build the head"):
         GCN(5, small_encoder(), head="dupsampling")
-    model = GCN(5, small_encoder(), head=torch.nn.Conv2d(5, 7, 1)).eval()
+    with pytest.raises(TypeError, match="got Conv2d"):  # a module built already
+        GCN(5, small_encoder(), head=torch.nn.Conv2d(5, 5, 1))
+    with pytest.raises(ValueError, match="one input channel per class"):
+        identity_head(5, 7)
+    model = GCN(5, small_encoder(), head=lambda c, k: torch.nn.Conv2d(c, 7, 1)).eval()
     with pytest.raises(ValueError, match=r"\(N, 5, h, w\) logits, got \(1, 7, 8, 8\)"):
         model(torch.randn(1, 3, 32, 32))
 
@@ -568,7 +574,7 @@ def test_logits_of_the_dap_control_are_a_conv_of_the_top_down_output():
 def test_exfuse_passes_the_head_through():
     torch.manual_seed(0)
     head = torch.nn.Conv2d(5, 5, 1)
-    model = ExFuse(5, small_encoder(), kernel_size=5, dap=True, head=head).eval()
+    model = ExFuse(5, small_encoder(), kernel_size=5, dap=True, head=lambda c, k: head).eval()
     assert model.head is head
     rec = Recorder(s2=model.refine_fused["c2"])
     x = torch.randn(1, 3, 64, 64)

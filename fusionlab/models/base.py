@@ -31,6 +31,22 @@ def conv1x1_head(in_channels: int, num_classes: int) -> nn.Module:
     return nn.Conv2d(in_channels, num_classes, 1)
 
 
+def identity_head(in_channels: int, num_classes: int) -> nn.Module:
+    """A head that passes class scores through: for decoders whose last map already has one
+    channel per class (GCN's s_2, the papers' own prediction).
+
+    Shape:
+        (N, K, h, w) -> (N, K, h, w).
+
+    Raises:
+        ValueError: ``in_channels`` other than ``num_classes``.
+    """
+    if in_channels != num_classes:
+        raise ValueError(f"the identity head needs one input channel per class: got "
+                         f"{in_channels} channels for {num_classes} classes")
+    return nn.Identity()
+
+
 def check_levels(levels: Iterable[str]) -> tuple[str, ...]:
     """Validate and sort a subset of the encoder levels, lowest first.
 

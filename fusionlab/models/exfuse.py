@@ -27,6 +27,7 @@ from torch import nn
 
 from fusionlab.encoders import LEVELS, ResNetEncoder
 from fusionlab.layers import ConvBNReLU, upsample_like
+from fusionlab.models.base import HeadFactory, identity_head
 from fusionlab.models.gcn import GCN, Deconv2x, GlobalConvBlock, crop_to
 
 
@@ -454,7 +455,7 @@ class ExFuse(GCN):
             ``False``/``None``: neither.
         lr_moves: blocks moved by the layer rearrangement (``None``: until balanced).
         dap_kernel: k of DAP.
-        head: prediction head on the final score map (see ``GCN``).
+        head: builds the prediction head on the final score map (see ``GCN``).
 
     Attributes:
         flags: the normalised switches, e.g. ``{"lr": True, "ss": "heads", "seb": False,
@@ -490,7 +491,7 @@ class ExFuse(GCN):
                  lr: bool = False, ss: bool | str | None = False, seb: bool = False,
                  ecre: bool | str | None = False, dap: bool | str | None = False,
                  lr_moves: int | None = None, dap_kernel: int = 3,
-                 head: nn.Module | None = None):
+                 head: HeadFactory = identity_head):
         for name, value in (("lr", lr), ("seb", seb)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}")

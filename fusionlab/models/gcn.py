@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fusionlab.encoders import LEVELS, ResNetEncoder
-from fusionlab.models.base import SegmentationModel
+from fusionlab.models.base import HeadFactory, SegmentationModel, identity_head
 
 
 class GlobalConvBlock(nn.Module):
@@ -126,15 +126,16 @@ class GCN(SegmentationModel):
         s_5 = t_5,   s_l = BR(t_l + Deconv(s_{l+1}))   for l = 4, 3, 2
 
     The logits are ``head(s_2)``, bilinearly resized to the input. The paper predicts ``s_2``
-    directly, which is ``head=None`` (the identity); another head, e.g. a DUpsampling head,
-    is a constructor argument, not a subclass.
+    directly, the default ``identity_head``; another head, e.g. a DUpsampling head, is a
+    constructor argument, not a subclass.
 
     Args:
         num_classes: K; every decoder map is a K-channel score map, as in the paper.
         encoder: a ``ResNetEncoder`` with output stride 32.
         kernel_size: k of the GCN blocks (odd).
-        head: the prediction head applied to the final score map ``s_2``: a module mapping
-            (N, K, H/4, W/4) to (N, K, h, w) logits at any resolution; ``None``: the identity.
+        head: builds the prediction head from (K, K), as every model's ``head`` does; the head
+            maps the final score map ``s_2`` (N, K, H/4, W/4) to (N, K, h, w) logits at any
+            resolution. Default: the identity (the paper).
 
     Shape:
         images (N, 3, H, W) -> ``SegOutput`` logits (N, K, H, W), no auxiliary outputs.
@@ -143,7 +144,7 @@ class GCN(SegmentationModel):
         ValueError: an encoder whose stages are not at strides 4, 8, 16, 32; an even
             ``kernel_size``; bad images (see ``SegmentationModel``); a head whose output does
             not have K channels (at the forward pass).
-        TypeError: a ``head`` that is neither an ``nn.Module`` nor ``None``.
+        TypeError: a ``head`` that is not a factory (a module built already, say).
 
     Differences from the paper:
         - k = 7 by default instead of 15: our cpu-profile inputs are 120 x 160, so c5 is 4 x 5
@@ -153,10 +154,12 @@ class GCN(SegmentationModel):
     """
 
     def __init__(self, num_classes: int, encoder: ResNetEncoder, kernel_size: int = 7,
-                 head: nn.Module | None = None):
+                 head: HeadFactory = identity_head):
         super().__init__(num_classes, encoder)
-        if head is not None and not isinstance(head, nn.Module):
-            raise TypeError(f"head must be an nn.Module or None, got {type(head).__name__}")
+        if not callable(head) or isinstance(head, nn.Module):
+            raise TypeError(f"head must build the head from (in_channels, num_classes), e.g. "
+                            f"conv1x1_head or dupsampling_head(projection); got "
+                            f"{type(head).__name__}")
         strides = tuple(encoder.strides[lv] for lv in LEVELS)
         if strides != (4, 8, 16, 32):
             raise ValueError(f"GCN needs an encoder with stages at strides (4, 8, 16, 32), "
@@ -169,7 +172,7 @@ class GCN(SegmentationModel):
         self.refine_fused = nn.ModuleDict({lv: BoundaryRefinement(k) for lv in LEVELS[:-1]})
         self.up = nn.ModuleDict({lv: Deconv2x(k) for lv in LEVELS[:-1]})
         """``up[l]`` brings the score map of the level above ``l`` to the size of ``l``."""
-        self.head = nn.Identity() if head is None else head
+        self.head = head(k, k)
 
     def stage_scores(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """t_l = BR(GCN_l(x_l)) for every stage: {"c2": (N, K, H/4, W/4), ...}."""
