@@ -32,8 +32,10 @@ from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, 
                                    load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
 from fusionlab.io import atomic_write
-from fusionlab.train import (apply_weights, evaluate, load_checkpoint, resolve_device,
-                             seed_everything, train)
+from fusionlab.checkpoints import apply_weights, load_checkpoint
+from fusionlab.evaluation import evaluate
+from fusionlab.speed import resolve_device
+from fusionlab.train import seed_everything, train
 from fusionlab.weights import WeightsNotFoundError
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fusionlab.train import SpeedMode, TrainConfig, choose_speed_mode, seed_everything, train
+from fusionlab.speed import SpeedMode, choose_speed_mode
+from fusionlab.train import TrainConfig, seed_everything, train
 
 
 def count_parameters(model: torch.nn.Module) -> int:

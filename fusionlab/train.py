@@ -3,39 +3,36 @@
 SGD with momentum and the poly learning-rate schedule lr = lr0 * (1 - step / steps)^0.9, as
 all four papers train (e.g. DFN Sec. 4.1, DUpsampling Sec. 4); AdamW as an option. The speed
 mode (autocast precision, channels-last memory format) is chosen from what the device supports
-(``choose_speed_mode``); losses and metrics stay in float32. Checkpoints are written atomically
-and resumed exactly on the CPU: a run interrupted and resumed ends with the same weights as an
-uninterrupted one. Bad input, a diverging loss and a checkpoint that does not fit stop the run
-with an error that says what happened and where.
+(``fusionlab.speed``); losses and metrics stay in float32. Checkpoints
+(``fusionlab.checkpoints``) are written atomically and resumed exactly on the CPU: a run
+interrupted and resumed ends with the same weights as an uninterrupted one. Evaluation lives in
+``fusionlab.evaluation``. Bad input, a diverging loss and a checkpoint that does not fit stop
+the run with an error that says what happened and where.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from fusionlab import distributed
+from fusionlab.checkpoints import (apply_weights, check_checkpoint_path, load_checkpoint,
+                                   save_checkpoint)
 from fusionlab.distributed import World
-from fusionlab.io import atomic_write
-from fusionlab.layers import upsample_like
+from fusionlab.evaluation import Indexed, check_images, evaluate
 from fusionlab.losses import SegmentationLoss
-from fusionlab.metrics import SegmentationMetrics
 from fusionlab.models.base import SegmentationModel
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from fusionlab.speed import PRECISIONS, SpeedMode, choose_speed_mode, resolve_device
 
 RESUME_FIELDS = ("steps", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
                  "poly_power", "aux_weight", "seed", "precision")
@@ -131,94 +128,6 @@ class TrainConfig:
             raise ValueError(f"sync_bn must be 'auto', True or False, got {self.sync_bn!r}")
 
 
-@dataclass(frozen=True)
-class SpeedMode:
-    """How the model runs: autocast precision and memory format on one device type.
-
-    Attributes:
-        device: ``"cpu"`` or ``"cuda"``.
-        precision: ``"fp32"`` (no autocast), ``"bf16"`` or ``"fp16"`` (autocast dtype).
-        channels_last: whether weights and images use the channels-last memory format.
-    """
-
-    device: str
-    precision: str
-    channels_last: bool
-
-    @property
-    def grad_scaling(self) -> bool:
-        """float16 gradients underflow without loss scaling; bfloat16 has float32's range."""
-        return self.precision == "fp16"
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        """``torch.channels_last`` or ``torch.contiguous_format``."""
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        """``torch.bfloat16`` or ``torch.float16``; ``None`` for fp32 (no autocast)."""
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-
-    @property
-    def name(self) -> str:
-        """A short label for tables, e.g. ``"fp32"`` or ``"channels_last+bf16"``."""
-        return "+".join((["channels_last"] if self.channels_last else []) + [self.precision])
-
-    def autocast(self) -> AbstractContextManager:
-        """``torch.autocast`` for this mode (disabled for fp32)."""
-        return torch.autocast(self.device, dtype=self.autocast_dtype or torch.float32,
-                              enabled=self.autocast_dtype is not None)
-
-    def as_dict(self) -> dict:
-        """Plain values for results files: ``{"device", "precision", "channels_last"}``."""
-        return dataclasses.asdict(self)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX); elsewhere
-    PyTorch emulates bfloat16, which is slower than float32."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def choose_speed_mode(device: torch.device | str, precision: str = "auto",
-                      channels_last: str | bool = "auto") -> SpeedMode:
-    """The fastest safe way to train on ``device``, or the one asked for.
-
-    ``"auto"`` precision: float16 autocast with gradient scaling on CUDA; bfloat16 autocast
-    on a CPU with native bfloat16, else float32 (Apple's MPS too). ``"auto"`` channels-last: on
-    an x86 CPU (AVX2 or AVX-512) with oneDNN, which runs convolutions channels-last without
-    reordering; not on CUDA or MPS (contiguous, as before; not measured there). On a 2-core AVX-512/AMX Xeon
-    (FPN on ``ResNetEncoder(widths=(32, 64, 128, 256))``, batch 8 at 120 x 160) channels-last
-    trains about 1.2x faster than float32, channels-last with bfloat16 about 1.5x or more.
-
-    Shape:
-        no tensors; returns a ``SpeedMode``.
-
-    Raises:
-        ValueError: an unknown ``precision`` or ``channels_last``; ``"fp16"`` on the CPU;
-            ``"bf16"`` on a CUDA device without bfloat16.
-    """
-    device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if channels_last not in ("auto", True, False):
-        raise ValueError(f"channels_last must be 'auto', True or False, got {channels_last!r}")
-    cuda, cpu = device.type == "cuda", device.type == "cpu"
-    if precision == "auto":  # on Apple's MPS float32, as not measured there
-        precision = "fp16" if cuda else ("bf16" if cpu and cpu_has_native_bf16() else "fp32")
-    if precision == "fp16" and not cuda:
-        raise ValueError("precision 'fp16' is offered on CUDA only; on the CPU use 'bf16' "
-                         "or 'fp32'")
-    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision 'bf16' requested but {device} has no bfloat16 support")
-    if channels_last == "auto":
-        channels_last = (cpu and torch.backends.mkldnn.is_available()
-                         and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
-    return SpeedMode(device.type, precision, bool(channels_last))
-
-
 class TrainingDiverged(RuntimeError):
     """The loss (or, at a checkpoint, a weight) became NaN or infinite.
 
@@ -257,37 +166,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"`` or ``"mps"`` (Apple GPUs), checked to exist here.
-
-    Raises:
-        ValueError: an unknown device name, or a device this machine does not have (names
-            what it has).
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is "
-                             "False")
-        if resolved.index is not None and resolved.index >= count:
-            raise ValueError(f"device {device!r} requested but this machine has {count} CUDA "
-                             f"device(s): cuda:0..cuda:{count - 1}")
-    elif resolved.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError("device 'mps' requested but torch.backends.mps.is_available() is "
-                             "False")
-    elif resolved.type != "cpu":
-        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
-    return resolved
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum or AdamW; no weight decay on biases and normalisation weights.
 
@@ -309,19 +187,6 @@ def poly_schedule(optimizer, steps: int, power: float):
     """lr(step) = lr0 * (1 - step / steps) ** power (Chen et al., DeepLab, Sec. 4.1)."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1 - step / steps) ** power)
-
-
-class Indexed(Dataset):
-    """``dataset`` whose samples also carry ``"dataset_index"``, so an error can name them."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> dict:
-        return {**self.dataset[i], "dataset_index": i}
 
 
 class ShareOfEpoch(DistributedSampler):
@@ -395,40 +260,6 @@ def training_batches(dataset: Dataset, cfg: TrainConfig, start_step: int, pin: b
         epoch, skip = epoch + 1, 0
 
 
-def check_images(images: torch.Tensor, model: SegmentationModel, where: str,
-                 indices: torch.Tensor | None = None) -> None:
-    """Refuse a batch the model must not see: not float32, smaller than the model's output
-    stride, or holding NaN or infinite pixels (in training one such pixel would poison
-    BatchNorm's running statistics for good, so this runs before the forward pass).
-
-    Args:
-        where: how an error names the batch, e.g. ``"step 12"``.
-        indices: the dataset indices of the batch's images, named in the error.
-
-    Shape:
-        images (B, 3, H, W) float32, H and W >= the model's output stride in pixels.
-
-    Raises:
-        TypeError: images that are not float32.
-        ValueError: images smaller than the output stride; non-finite pixels.
-    """
-    if images.dtype != torch.float32:
-        raise TypeError(f"{where}: images must be float32, got {images.dtype} "
-                        f"(convert the dataset's images with .float())")
-    strides = getattr(getattr(model, "encoder", None), "strides", None)
-    stride = max(strides.values()) if strides else 1
-    if images.dim() == 4 and min(images.shape[-2:]) < stride:
-        raise ValueError(f"{where}: images of {images.shape[-2]} x {images.shape[-1]} pixels "
-                         f"are smaller than the model's output stride of {stride} pixels; "
-                         f"use images of at least {stride} x {stride}")
-    finite = torch.isfinite(images.flatten(1)).all(1)  # (B,)
-    if not finite.all():
-        positions = (~finite).nonzero().flatten().tolist()
-        named = "" if indices is None else f" (dataset indices {indices[positions].tolist()})"
-        raise ValueError(f"{where}: images at batch positions {positions}{named} hold NaN or "
-                         f"infinite pixels")
-
-
 def forward_training(model: SegmentationModel, images: torch.Tensor, step: int):
     """``model(images)`` in training mode, with a clear error where BatchNorm sees one value
     per channel (a batch of one whose feature map shrinks to a single pixel).
@@ -449,101 +280,6 @@ def forward_training(model: SegmentationModel, images: torch.Tensor, step: int):
             f"a batch of {images.shape[0]} image(s) of {images.shape[-2]} x "
             f"{images.shape[-1]} reaches a feature map of one pixel; use batch_size >= 2 "
             f"or larger images") from err
-
-
-# ---- checkpoints ---------------------------------------------------------------------------
-
-def check_checkpoint_path(path: str | os.PathLike) -> None:
-    """Fail before training, not at the first save: ``path`` must not be a folder and its
-    folder must exist or be creatable.
-
-    Raises:
-        ValueError: ``path`` is a folder, or its parent cannot be a folder.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"checkpoint {path} is a folder; give a file name, e.g. "
-                         f"{path / 'run.pt'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as err:
-        raise ValueError(f"checkpoint {path}: its folder {path.parent} cannot be created "
-                         f"({err})") from err
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """``torch.save`` through ``atomic_write``: a crash leaves either the old or the new
-    checkpoint, never a truncated one."""
-    with atomic_write(path) as f:
-        torch.save(state, f)
-
-
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict:
-    """Load a checkpoint written by ``train`` with ``weights_only=True`` (no arbitrary code is
-    unpickled).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: an empty file, a file that is not a PyTorch checkpoint (e.g. text), or
-            one without model weights; the message names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"checkpoint {path} is an empty file")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch's unpickler fails on foreign bytes in many ways
-        head = path.read_bytes()[:16]
-        raise ValueError(f"{path} is not a readable fusionlab checkpoint (starts with "
-                         f"{head!r}; {type(err).__name__})") from None
-    if not isinstance(state, dict) or not isinstance(state.get("model"), Mapping):
-        raise ValueError(f"{path} is a PyTorch file but not a fusionlab checkpoint (no model "
-                         f"weights under 'model')")
-    return state
-
-
-def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None:
-    """``model.load_state_dict(weights)``, or a short error with counts and a few names.
-
-    Args:
-        source: what the weights come from, for the message (e.g. ``"checkpoint run.pt"``).
-
-    Raises:
-        ValueError: weights of another model (counts of missing, unexpected and reshaped
-            keys, with a few names).
-    """
-    own = model.state_dict()
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    resized = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-               if k in weights and weights[k].shape != v.shape]
-    if missing or unexpected or resized:
-        def few(names):
-            return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-        raise ValueError(
-            f"{source} holds weights of another model than this {type(model).__name__}: "
-            f"{len(missing)} missing keys ({few(missing)}), {len(unexpected)} unexpected keys "
-            f"({few(unexpected)}), {len(resized)} shapes differ (checkpoint vs model: "
-            f"{few(resized)})")
-    model.load_state_dict(weights)
-
-
-def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
-    """Load the weights of checkpoint ``path`` into ``model`` (on the model's device).
-
-    Returns:
-        the whole checkpoint (``"step"``, ``"config"``, ...).
-
-    Raises:
-        FileNotFoundError, ValueError: see ``load_checkpoint``; ValueError: weights of another
-            model (counts of missing, unexpected and reshaped keys, with a few names).
-    """
-    device = next(model.parameters()).device
-    state = load_checkpoint(path, device)
-    apply_weights(model, state["model"], f"checkpoint {path}")
-    return state
 
 
 # ---- the loop's helpers -------------------------------------------------------------------
@@ -773,139 +509,3 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
         result.metrics = evaluate(model, val_set, cfg.eval_batch_size, device, cfg.progress,
                                   speed=speed)
     return result
-
-
-# ---- prediction and evaluation ------------------------------------------------------------
-
-@torch.no_grad()
-def predict(model: SegmentationModel, images: torch.Tensor,
-            speed: SpeedMode | None = None) -> torch.Tensor:
-    """Labels of a batch of images, in eval mode, on the model's device.
-
-    Args:
-        speed: autocast and memory format (default: ``choose_speed_mode`` of the device).
-
-    Shape:
-        images (N, 3, H, W) float32 -> labels (N, H, W) int64 on the CPU.
-
-    Raises:
-        TypeError, ValueError: see ``check_images``.
-    """
-    check_images(images, model, "predict")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    speed = speed or choose_speed_mode(device)
-    with speed.autocast():
-        logits = model(images.to(device, memory_format=speed.memory_format)).logits
-    labels = logits.float().argmax(1).cpu()  # (N, H, W)
-    model.train(was_training)
-    return labels
-
-
-def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 16,
-             device: torch.device | str | None = None, progress: bool = True,
-             speed: SpeedMode | None = None) -> dict:
-    """Metrics of ``model``'s main prediction over the whole ``dataset`` (see
-    ``evaluate_outputs``).
-
-    Returns:
-        ``SegmentationMetrics.compute()`` plus ``"eval_size"``, ``"classes"`` (when the
-        dataset has ``CLASSES``) and ``"eval_seconds"``.
-    """
-    return evaluate_outputs(model, dataset, batch_size, device, progress, names=("main",),
-                            speed=speed)["main"]
-
-
-@torch.no_grad()
-def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int = 16,
-                     device: torch.device | str | None = None, progress: bool = True,
-                     names: Sequence[str] | None = None,
-                     speed: SpeedMode | None = None) -> dict[str, dict]:
-    """Metrics of the main prediction (``"main"``) and of auxiliary predictions (by their
-    ``SegOutput.aux`` name) over the whole ``dataset``, e.g. how well each stage of a deeply
-    supervised encoder segments on its own.
-
-    Labels are scored at the resolution the dataset stores them: a batch with ``"eval_mask"``
-    (labels of the stored copy, before any resize to the training size) is scored against it,
-    the logits upsampled bilinearly to its size (and converted to float32 first); otherwise
-    against ``"mask"``.
-
-    Args:
-        names: the outputs to evaluate (default: ``"main"`` and every auxiliary output with
-            one channel per class; e.g. a 1-channel border output is not a segmentation).
-        speed: autocast and memory format (default: ``choose_speed_mode`` of the device), as
-            in training.
-
-    Returns:
-        output name -> ``SegmentationMetrics.compute()`` plus ``"eval_size"`` ((H, W) in
-        pixels of the labels scored), ``"classes"`` (when the dataset has ``CLASSES``) and
-        ``"eval_seconds"`` (of the whole pass).
-
-    Shape:
-        batches ``{"image": (B, 3, H, W), "mask": (B, H, W)[, "eval_mask": (B, H0, W0)]}``.
-
-    Raises:
-        ValueError: a name that is neither ``"main"`` nor an auxiliary output, or an output
-            without one channel per class; labels of different sizes across the dataset;
-            see ``check_images``.
-    """
-    device = torch.device(device) if device else next(model.parameters()).device
-    speed = speed or choose_speed_mode(device)
-    place = distributed.connect(device.type)
-    if place.distributed:  # each process scores its share; the counts are added up below
-        if len(dataset) < place.size:
-            raise ValueError(f"{len(dataset)} evaluation images cannot be shared by "
-                             f"{place.size} processes")
-        dataset = Subset(dataset, range(place.rank, len(dataset), place.size))
-    was_training = model.training
-    model.to(device, memory_format=speed.memory_format).eval()
-    metrics: dict[str, SegmentationMetrics] = {}
-    sizes: set[tuple[int, int]] = set()
-    t0 = time.perf_counter()
-    loader = DataLoader(Indexed(dataset), batch_size, shuffle=False)
-    for i, batch in enumerate(tqdm(loader, desc="evaluating", disable=not progress,
-                                   leave=False)):
-        check_images(batch["image"], model, f"evaluation batch {i}", batch["dataset_index"])
-        with speed.autocast():
-            out = model(batch["image"].to(device, memory_format=speed.memory_format))
-        scores = {"main": out.logits, **out.aux}  # each (B, K_a, H, W)
-        wanted = _scored_outputs(scores, names, model.num_classes)
-        target = batch.get("eval_mask", batch["mask"]).to(device)  # (B, H0, W0)
-        sizes.add(tuple(target.shape[-2:]))
-        for name in wanted:
-            logits = scores[name].float()
-            if logits.shape[-2:] != target.shape[-2:]:
-                logits = upsample_like(logits, target)  # (B, K, H0, W0)
-            metrics.setdefault(name, SegmentationMetrics(model.num_classes)).update(
-                logits.argmax(1), target)
-    model.train(was_training)
-    if len(sizes) > 1:
-        raise ValueError(f"evaluation labels come in several sizes {sorted(sizes)}; a dataset "
-                         f"is scored at one resolution")
-    seconds = time.perf_counter() - t0
-    results = {}
-    for name, m in metrics.items():
-        m.sum_over_processes()
-        results[name] = m.compute()
-        results[name]["eval_size"] = next(iter(sizes))
-        classes = getattr(getattr(dataset, "dataset", dataset), "CLASSES", None)
-        if classes:
-            results[name]["classes"] = list(classes)
-        results[name]["eval_seconds"] = seconds
-    return results
-
-
-def _scored_outputs(scores: dict[str, torch.Tensor], names: Sequence[str] | None,
-                    num_classes: int) -> list[str]:
-    """The outputs ``evaluate_outputs`` scores (see its ``names``)."""
-    if names is None:
-        return [n for n, s in scores.items() if n == "main" or s.shape[1] == num_classes]
-    unknown = [n for n in names if n not in scores]
-    if unknown:
-        raise ValueError(f"unknown outputs {unknown}; the model gives {list(scores)}")
-    narrow = {n: scores[n].shape[1] for n in names if scores[n].shape[1] != num_classes}
-    if narrow:
-        raise ValueError(f"outputs {narrow} (name: channels) do not have one channel per class "
-                         f"({num_classes}); they cannot be scored as segmentations")
-    return list(names)

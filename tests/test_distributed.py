@@ -125,7 +125,8 @@ EVALUATE = textwrap.dedent("""
     from fusionlab.datasets import SyntheticScenes
     from fusionlab.encoders import ResNetEncoder
     from fusionlab.models import FPN
-    from fusionlab.train import evaluate, seed_everything
+    from fusionlab.evaluation import evaluate
+    from fusionlab.train import seed_everything
     torch.set_num_threads(1)
     seed_everything(0)
     model = FPN(11, ResNetEncoder(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64)), channels=16)

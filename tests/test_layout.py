@@ -9,9 +9,11 @@ ROOT = Path(__file__).resolve().parents[1] / "fusionlab"
 LAYERS = [
     # lowest first; a module may import from its own layer and the layers below
     {"fusionlab", "fusionlab.io", "fusionlab.weights", "fusionlab.outputs", "fusionlab.layers",
-     "fusionlab.boundaries", "fusionlab.distributed"},
+     "fusionlab.boundaries", "fusionlab.distributed", "fusionlab.speed",
+     "fusionlab.checkpoints"},
     {"fusionlab.encoders", "fusionlab.metrics", "fusionlab.losses", "fusionlab.datasets"},
     {"fusionlab.models", "fusionlab.schematics", "fusionlab.viz", "fusionlab.notebook"},
+    {"fusionlab.evaluation"},
     {"fusionlab.train", "fusionlab.bench"},
     {"fusionlab.experiments"},
     {"fusionlab.__main__"},

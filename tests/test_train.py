@@ -4,15 +4,16 @@ import stat
 import pytest
 import torch
 
-import fusionlab.train as train_module
+import fusionlab.speed as speed_module
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.losses import AuxLoss, focal_loss
 from fusionlab.models import FPN, SegOutput
 from fusionlab.models.base import SegmentationModel
-from fusionlab.train import (SpeedMode, TrainConfig, TrainingDiverged, choose_speed_mode,
-                             evaluate, evaluate_outputs, load_checkpoint, load_model_weights,
-                             seed_everything, train)
+from fusionlab.checkpoints import load_checkpoint, load_model_weights
+from fusionlab.evaluation import evaluate, evaluate_outputs
+from fusionlab.speed import SpeedMode, choose_speed_mode
+from fusionlab.train import TrainConfig, TrainingDiverged, seed_everything, train
 
 
 def tiny_model(seed=0):
@@ -264,11 +265,11 @@ def test_checkpoint_mode_follows_the_umask(data, tmp_path):
 # ---- the speed mode -----------------------------------------------------------------------
 
 def test_choose_speed_mode(monkeypatch):
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(speed_module, "cpu_has_native_bf16", lambda: True)
     onednn = torch.backends.mkldnn.is_available() and \
         torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     assert choose_speed_mode("cpu") == SpeedMode("cpu", "bf16", onednn)
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(speed_module, "cpu_has_native_bf16", lambda: False)
     assert choose_speed_mode("cpu").precision == "fp32"
     assert choose_speed_mode("cpu", "bf16", False) == SpeedMode("cpu", "bf16", False)
     assert choose_speed_mode("cuda") == SpeedMode("cuda", "fp16", False)
