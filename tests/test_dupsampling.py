@@ -13,10 +13,10 @@ from fusionlab.experiments import MODELS, PROFILES, BuildContext
 from fusionlab.experiments.ablations.dupsampling import (DUPSAMPLING, MODEL_OPTIONS,
                                                          build_dupsampling)
 from fusionlab.experiments.spec import ModelSpec
-from fusionlab.models import dupsampling as dup
+from fusionlab.models import label_space as dup
 from fusionlab.models.base import conv1x1_head
-from fusionlab.models.dupsampling import (AdaptiveTemperature, DUpsampling, DUpsamplingNet,
-                                          LabelProjection, bilinear_reconstruction,
+from fusionlab.models.dupsampling import AdaptiveTemperature, DUpsampling, DUpsamplingNet
+from fusionlab.models.label_space import (LabelProjection, bilinear_reconstruction,
                                           fit_label_projection, miou_star)
 from fusionlab.train import poly_schedule
 

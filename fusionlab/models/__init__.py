@@ -6,13 +6,13 @@ from fusionlab.models.baselines import FCN, FPN, AddFusion, ConcatFusion, TopDow
 from fusionlab.models.dfn import (DFN, BorderNetwork, ChannelAttentionBlock, GlobalContext,
                                   RefinementResidualBlock, SmoothNetwork)
 from fusionlab.models.dupsampling import (AdaptiveTemperature, DUpsampling, DUpsamplingNet,
-                                          LabelProjection, dupsampling_head,
-                                          fit_label_projection)
+                                          dupsampling_head)
 from fusionlab.models.exfuse import (ECRE, DenselyAdjacentPrediction, ExFuse,
                                      SemanticEmbeddingBranch, SemanticSupervisionHead,
                                      layer_rearrangement)
 from fusionlab.models.gcn import GCN, BoundaryRefinement, GlobalConvBlock
 from fusionlab.models.gff import DenseFeaturePyramid, GatedFullyFusion, GFFNet, PyramidPooling
+from fusionlab.models.label_space import LabelProjection, fit_label_projection
 
 __all__ = ["SegOutput", "SegmentationModel", "FCN", "FPN", "UNet", "TopDownDecoder",
            "AddFusion", "ConcatFusion", "GCN", "GlobalConvBlock", "BoundaryRefinement",

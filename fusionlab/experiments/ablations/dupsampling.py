@@ -10,7 +10,8 @@ from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant, as_tuple)
 from fusionlab.models.base import conv1x1_head
-from fusionlab.models.dupsampling import DUpsamplingNet, fit_label_projection
+from fusionlab.models.dupsampling import DUpsamplingNet
+from fusionlab.models.label_space import fit_label_projection
 
 _W_MODES = {"frozen": (False, "pca"), "learned": (True, "pca"), "scratch": (True, "random")}
 
