@@ -1,8 +1,10 @@
 """Experiments: profiles, the store (never loses results), statistics, the report tables, the
 paper numbers' keys, the fallback data."""
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
                                    with_encoder)
 from fusionlab.experiments.runner import variant_definitions
+from fusionlab.experiments.store import with_defaults
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
 
@@ -329,3 +332,15 @@ def test_fallback_to_synthetic_scenes_is_announced(tmp_path, no_camvid):
     assert len(data.train) == PROFILES["smoke"].train_images
     banner = data.banner()
     assert "NOT CamVid's" in banner and str(tmp_path / "none" / "camvid") in banner
+
+
+def test_every_stored_result_matches_its_profile_as_defined_today():
+    """A stored configuration differs from its named profile only in the fields a command
+    changes (--steps, --encoder): a profile edited by mistake would show here."""
+    files = sorted((Path(__file__).resolve().parents[1] / "fusionlab" / "results").glob("*.json"))
+    assert files
+    for path in files:
+        stored = with_defaults(read_results(path)["profile_config"])
+        named = with_defaults(dataclasses.asdict(PROFILES[stored["name"]]))
+        differ = {k for k in named if named[k] != stored[k]}
+        assert differ <= {"steps", "encoder"}, (path.name, differ)

@@ -79,13 +79,26 @@ ENCODERS = {
 
 
 PROFILES = {
-    "smoke": Profile("smoke", (48, 64), 4, 8, 2e-3, "adamw", 16, 8, (2, 2, 2, 2),
-                     (16, 32, 64, 128), 32, 0),
-    "cpu": Profile("cpu", (120, 160), 8, 1500, 2e-3, "adamw", None, None, (2, 2, 2, 2),
-                   (32, 64, 128, 256), 64, 0),
-    "gpu": Profile("gpu", (360, 480), 16, 6000, 2e-3, "adamw", None, None, (2, 2, 2, 2),
-                   (64, 128, 256, 512), 128, 4),
+    "smoke": Profile(name="smoke",
+                     # data
+                     size=(48, 64), train_images=16, val_images=8, num_workers=0,
+                     # schedule
+                     batch_size=4, steps=8, lr=2e-3, optimizer="adamw",
+                     # model
+                     blocks=(2, 2, 2, 2), widths=(16, 32, 64, 128), channels=32),
+    "cpu": Profile(name="cpu",
+                   size=(120, 160), train_images=None, val_images=None, num_workers=0,
+                   batch_size=8, steps=1500, lr=2e-3, optimizer="adamw",
+                   blocks=(2, 2, 2, 2), widths=(32, 64, 128, 256), channels=64),
+    "gpu": Profile(name="gpu",
+                   size=(360, 480), train_images=None, val_images=None, num_workers=4,
+                   batch_size=16, steps=6000, lr=2e-3, optimizer="adamw",
+                   blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), channels=128),
 }
+"""The three profiles, each field named: the data (training size, subsets, loader workers), the
+schedule (batch, steps, learning rate, optimiser) and the model (encoder layout and decoder
+width; the encoder itself defaults to the from-scratch ResNet). Settings of one paper that
+depend on the profile stay in that paper's ablation module (e.g. GFF's ``OUTPUT_STRIDES``)."""
 
 
 def get_profile(name: str | None = None) -> Profile:
