@@ -6,7 +6,7 @@ import json
 import pytest
 from scipy import stats
 
-from fusionlab.experiments.curves import curve_summary, learning_curve
+from fusionlab.experiments.curves import curve_summary, learning_curve, reference_schedule
 from fusionlab.experiments.report import curves_table, doubling_text, footing_table
 from fusionlab.experiments.spec import Experiment, PaperNumber, Variant
 
@@ -80,3 +80,11 @@ def test_footing_table_sets_both_footings_side_by_side():
     assert lines[2] == "| b vs a | +1.5 | +2.0 [-0.5, +4.5], 3 seeds: noise | not run |"
     lines = footing_table(experiment, None, results([0.03, 0.04, 0.05])).splitlines()
     assert lines[2].endswith("| not run | +4.0 [+1.5, +6.5], 3 seeds: real gain |")
+
+
+def test_the_reference_schedule_is_the_first_whose_doubling_adds_little():
+    curve = {750: {0: 0.55, 1: 0.55}, 1500: {0: 0.60, 1: 0.61},
+             3000: {0: 0.63, 1: 0.63}, 6000: {0: 0.635, 1: 0.64}}
+    assert reference_schedule(curve) == 3000  # +2.5 points, then +0.75
+    assert reference_schedule(curve, converged_gain=0.03) == 1500
+    assert reference_schedule({750: {0: 0.5, 1: 0.5}, 1500: {0: 0.6, 1: 0.6}}) is None

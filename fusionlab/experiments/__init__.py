@@ -18,7 +18,8 @@ from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.builders import (MODELS, BuildContext, Variant, build_model,
                                             parse_options)
 from fusionlab.experiments.data import Data, load_data
-from fusionlab.experiments.curves import SCHEDULES, curve_summary, learning_curve
+from fusionlab.experiments.curves import (SCHEDULES, curve_summary, learning_curve,
+                                          reference_schedule)
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_encoder,
                                             get_profile, imagenet_or_scratch, train_config,
                                             with_encoder)
@@ -34,7 +35,7 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
            "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "SCHEDULES",
-           "curve_summary", "learning_curve", "curves_table", "doubling_text", "footing_table",
+           "curve_summary", "learning_curve", "reference_schedule", "curves_table", "doubling_text", "footing_table",
            "gain_text", "gain_verdict", "gains_table", "live_run", "provenance_line",
            "real_gains", "results_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "paired_gain", "summarise", "t_interval", "thin_iou",

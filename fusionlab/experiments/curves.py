@@ -14,6 +14,10 @@ from fusionlab.experiments.store import load_results
 SCHEDULES = (750, 1500, 3000, 6000)
 """The schedules of the book's learning curves, in training steps (each twice the last)."""
 
+CONVERGED_GAIN = 0.015
+"""A schedule is long enough when doubling it adds at most this much mIoU (1.5 points, mean
+over the paired seeds): further gains would be small beside the gains the papers report."""
+
 
 def learning_curve(name: str, variant: str, profile: str = "cpu", encoder: str | None = None,
                    schedules=SCHEDULES, metric: str = "miou") -> dict[int, dict[int, float]]:
@@ -65,3 +69,16 @@ def curve_summary(curve: dict[int, dict[int, float]]) -> list[dict]:
             row.update(gain=sum(gains) / len(gains), ci=t_interval(gains), gain_seeds=seeds)
         rows.append(row)
     return rows
+
+
+def reference_schedule(curve: dict[int, dict[int, float]],
+                       converged_gain: float = CONVERGED_GAIN) -> int | None:
+    """The shortest schedule of ``curve`` whose doubling adds at most ``converged_gain``
+    (the mean paired gain of ``curve_summary``), or ``None`` when no measured doubling does."""
+    rows = {row["steps"]: row for row in curve_summary(curve)}
+    for steps in sorted(curve):
+        doubled = rows.get(2 * steps)
+        if doubled is not None and doubled["gain"] is not None \
+                and doubled["gain"] <= converged_gain:
+            return steps
+    return None
