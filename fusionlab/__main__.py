@@ -1,6 +1,7 @@
-"""Command line: ``python -m fusionlab {train,evaluate,bench,experiment} ...``.
+"""The command line of fusionlab: train a model, evaluate a checkpoint, benchmark a model, run
+the book's experiments.
 
-Examples::
+Examples:
 
     python -m fusionlab train --model fpn --profile cpu --checkpoint runs/fpn.pt
     python -m fusionlab evaluate --model fpn --profile cpu --checkpoint runs/fpn.pt

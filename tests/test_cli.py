@@ -112,7 +112,7 @@ def test_list_models_version_and_plain_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = capsys.readouterr().out
-    assert "--list-models" in help_text and "``" not in help_text
+    assert "--list-models" in help_text and "``" not in help_text and "::" not in help_text
     with pytest.raises(SystemExit) as exit_:
         main([])
     assert exit_.value.code == 2 and "a command is required" in capsys.readouterr().err
