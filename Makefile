@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 # already installed system-wide (Colab) is kept and seen by the venv.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.fusionlab-installed
-JB := TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build book -W -n --keep-going
+# --all: Sphinx would otherwise skip a chapter whose notebook is unchanged, and keep outputs
+# made from reference results that have changed since
+JB := TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build book --all -W -n --keep-going
 SMOKE_HTML := build/smoke-book/_build/html
 
 # The book serves its own JavaScript: MathJax typesets the formulas, require.js and the
