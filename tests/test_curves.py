@@ -6,6 +6,7 @@ import json
 import pytest
 from scipy import stats
 
+from fusionlab.experiments import store
 from fusionlab.experiments.curves import curve_summary, learning_curve, reference_schedule
 from fusionlab.experiments.report import curves_table, doubling_text, footing_table
 from fusionlab.experiments.spec import Experiment, PaperNumber, Variant
@@ -19,6 +20,7 @@ def _store(folder, file, runs):
 
 def test_learning_curve_reads_one_file_per_schedule(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    monkeypatch.setattr(store, "packaged_results", lambda name: None)  # only these files
     enc = "mobilenet_v2-imagenet"
     _store(tmp_path, f"fusion-levels-cpu-{enc}-750steps.json",
            [("FPN c2-c5", 0, 0.50), ("FPN c2-c5", 1, 0.52), ("c5", 0, 0.1)])
@@ -28,8 +30,7 @@ def test_learning_curve_reads_one_file_per_schedule(tmp_path, monkeypatch):
     curve = learning_curve("fusion-levels", "FPN c2-c5", "cpu", enc)
     assert curve == {750: {0: 0.50, 1: 0.52}, 1500: {0: 0.54, 1: 0.57}}
     assert list(curve[1500]) == [0, 1]  # seeds in order
-    assert learning_curve("fusion-levels", "FPN c2-c5", "cpu", "resnet",
-                          schedules=(750, 3000)) == {3000: {0: 0.9}}
+    assert learning_curve("fusion-levels", "FPN c2-c5", "cpu", "resnet") == {3000: {0: 0.9}}
     with pytest.raises(ValueError, match="profile"):
         learning_curve("fusion-levels", "FPN c2-c5", "laptop")
 
