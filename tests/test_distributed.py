@@ -59,7 +59,8 @@ def _run(tmp_path: Path, name: str, steps: int, processes: int, checkpoint: str 
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"{name}.json"
-    launch = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={processes}"]
               if processes > 1 else [sys.executable])
     env = {**os.environ, **({"STOP_AFTER": str(stop_after)} if stop_after else {})}
     done = subprocess.run([*launch, str(script), str(out), str(steps), checkpoint],
@@ -107,9 +108,9 @@ def test_a_distributed_run_resumes_from_its_one_checkpoint(tmp_path):
 
 def test_an_experiment_under_torchrun_stores_its_result_once(tmp_path):
     out = tmp_path / "fl.json"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m",
-                  "fusionlab", "experiment", "run", "fusion-levels", "--profile", "smoke",
-                  "--seeds", "0", "--variants", "c5", "--out", str(out)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "fusionlab", "experiment", "run", "fusion-levels",
+               "--profile", "smoke", "--seeds", "0", "--variants", "c5", "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "FUSIONLAB_DATA": str(tmp_path),
                                "FUSIONLAB_DOWNLOAD": "0", "TQDM_DISABLE": "1"})
@@ -146,7 +147,7 @@ def test_shares_of_the_validation_set_add_up_to_the_whole(tmp_path):
     scores = {}
     for processes in (1, 2):
         out = tmp_path / f"{processes}.json"
-        launch = [sys.executable, "-m", "torch.distributed.run",
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                   f"--nproc_per_node={processes}"]
         done = subprocess.run([*launch, str(script), str(out)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
