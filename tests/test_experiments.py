@@ -344,3 +344,39 @@ def test_every_stored_result_matches_its_profile_as_defined_today():
         named = with_defaults(dataclasses.asdict(PROFILES[stored["name"]]))
         differ = {k for k in named if named[k] != stored[k]}
         assert differ <= {"steps", "encoder"}, (path.name, differ)
+
+
+def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_camvid,
+                                                                  monkeypatch):
+    """Chapter 6 trains only what no chapter stored: a borrowed variant's runs come from its
+    own experiment's results of the same configuration, marked; a missing seed is trained; a
+    stored variant defined otherwise is refused."""
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    profile = PROFILES["smoke"]
+    source = run_experiment("fusion-levels", profile, [0], variants=["FPN c2-c5"])
+    assert (tmp_path / "fusion-levels-smoke.json").is_file()
+    out = tmp_path / "h2h.json"
+    results = run_experiment("head-to-head", profile, [0, 1], out, variants=["FPN"])
+    seed0, seed1 = results["runs"]
+    assert seed0["borrowed_from"].startswith("fusion-levels: FPN c2-c5 (")
+    assert seed0["variant"] == "FPN" and seed0["miou"] == source["runs"][0]["miou"]
+    assert seed0["history"] == source["runs"][0]["history"]
+    assert "borrowed_from" not in seed1  # not stored by its chapter: trained here
+    assert runner.borrowed_runs(EXPERIMENTS["head-to-head"], with_defaults(
+        dataclasses.asdict(dataclasses.replace(profile, steps=3)))) == {}  # other configuration
+    stored = json.loads((tmp_path / "fusion-levels-smoke.json").read_text())
+    stored["variants"]["FPN c2-c5"]["options"]["levels"] = ["c4", "c5"]
+    (tmp_path / "fusion-levels-smoke.json").write_text(json.dumps(stored))
+    with pytest.raises(ResultsConflict, match="borrows it"):
+        run_experiment("head-to-head", profile, [2], tmp_path / "other.json", variants=["FPN"])
+    with pytest.raises(ValueError, match="not its variants"):
+        Experiment("bad", "bad", {"a": Variant("fcn")}, borrowed={"b": ("fcn", "a")})
+
+
+def test_the_head_to_head_borrows_each_papers_headline_model_as_defined_there():
+    h2h = EXPERIMENTS["head-to-head"]
+    definitions = variant_definitions(h2h)
+    for label, (source, variant) in h2h.borrowed.items():
+        assert definitions[label] == variant_definitions(EXPERIMENTS[source])[variant]
+    assert sorted(h2h.borrowed) == ["DFN", "DUpsampling", "ExFuse", "FPN", "GFF+DFP"]
+    assert all(base == "FPN" for base, v in h2h.pretrained if v in h2h.borrowed)

@@ -18,8 +18,9 @@ from fusionlab.experiments.builders import BuildContext, build_model
 from fusionlab.experiments.data import load_data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
-from fusionlab.experiments.store import (assemble, check_compatible, git_commit, read_results,
-                                         results_path, write_results)
+from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
+                                         git_commit, read_results, results_path,
+                                         stored_results, write_results)
 from fusionlab.train import seed_everything, train
 
 
@@ -53,11 +54,39 @@ def _stored_per_class(classes: list[str], values: list[float]) -> dict:
     return {c: None if math.isnan(v) else v for c, v in zip(classes, values, strict=True)}
 
 
+def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[str, int], dict]:
+    """The runs of ``experiment``'s borrowed variants (``Experiment.borrowed``) found in the
+    stored results of their own experiments made with this profile configuration:
+    (label, seed) -> the run under this experiment's label, with ``borrowed_from`` naming the
+    experiment, its variant and the commit that ran it.
+
+    Raises:
+        ResultsConflict: a stored variant defined otherwise than the borrowing one.
+    """
+    found = {}
+    mine = variant_definitions(experiment)
+    for label, (source, variant) in experiment.borrowed.items():
+        stored = stored_results(source, profile_config)
+        if stored is None:
+            continue
+        if stored["variants"].get(variant) != mine[label]:
+            raise ResultsConflict(f"{source!r} stores {variant!r} as "
+                                  f"{stored['variants'].get(variant)}, but {experiment.name!r} "
+                                  f"borrows it as {mine[label]}")
+        origin = f"{source}: {variant} ({stored['provenance']['commit']})"
+        for run in stored["runs"]:
+            if run["variant"] == variant:
+                found[label, run["seed"]] = {**run, "variant": label, "borrowed_from": origin}
+    return found
+
+
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
                    variants: list[str] | None = None, require_data: bool | None = None) -> dict:
     """Train every variant of experiment ``name`` once per seed; write and return the results.
 
-    Every variant runs once before the next seed, so partial results come early. The file is
+    Every variant runs once before the next seed, so partial results come early. A borrowed
+    variant's run (``Experiment.borrowed``) is copied from its own experiment's stored results
+    of the same profile configuration when it is there (``borrowed_runs``), else trained. The file is
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
     the same variant and seed already in the file are kept, not repeated. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
@@ -98,6 +127,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         print(data.banner(), file=sys.stderr)
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
+    borrowed = borrowed_runs(experiment, config)
 
     def save():  # by the first process of a distributed run alone; the others wait for it
         if distributed.world().is_main:
@@ -108,6 +138,10 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     for seed in seeds:
         for label in chosen:
             if any(r["variant"] == label and r["seed"] == seed for r in runs):
+                continue
+            if (label, seed) in borrowed:  # trained and stored by its own experiment
+                runs.append(borrowed[label, seed])
+                save()
                 continue
             t0 = time.perf_counter()
             seed_everything(seed)

@@ -93,6 +93,9 @@ class Experiment:
             footing): the headline, or its nearest twin where a variant changes the encoder's
             layout, which pretrained weights fix. On a pretrained encoder ``run_experiment``
             trains these variants unless told otherwise.
+        borrowed: label -> (experiment name, variant label) of a variant that is another
+            experiment's variant: ``run_experiment`` copies its runs from that experiment's
+            stored results of the same profile configuration instead of training them again.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Experiment:
     paper: dict[str, PaperNumber] = field(default_factory=dict)
     headline: tuple[str, str] | None = None
     pretrained: tuple[tuple[str, str], ...] = ()
+    borrowed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def pretrained_variants(self) -> list[str]:
@@ -122,6 +126,9 @@ class Experiment:
         if unknown:
             raise ValueError(f"experiment {self.name!r}: pretrained comparisons name unknown "
                              f"variants {unknown}")
+        if not set(self.borrowed) <= names:
+            raise ValueError(f"experiment {self.name!r}: borrowed variants "
+                             f"{sorted(set(self.borrowed) - names)} are not its variants")
 
 
 @dataclass(frozen=True)

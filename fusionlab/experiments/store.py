@@ -11,7 +11,9 @@ the file's ``classes``; NaN for a class absent from the validation labels), ``bo
 ``gflops``; ``final_loss`` (the mean training loss of the last logging window);
 ``boundary_f_per_class`` (class name -> boundary F-score, null for a class absent from the
 validation labels); and ``history`` (the training loss: ``{"step", "loss", "lr"}`` per logging
-window, floats to 6 significant digits). Runs stored before the last two keys existed lack
+window, floats to 6 significant digits); a run copied from another experiment's results
+also holds ``borrowed_from`` (that experiment, its variant and the commit that ran it). Runs
+stored before ``boundary_f_per_class`` and ``history`` existed lack
 them: the summaries, merges and tables never read them, and a reader of them checks for them
 (``"history" in run``).
 """
@@ -229,13 +231,38 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
     }
 
 
-def _profile_arguments(profile_config: dict) -> str:
-    """`` --encoder E`` and `` --steps N`` where a run's configuration departs from its named
-    profile's (files made before profiles named their encoder used the profile's)."""
+def departures(profile_config: dict) -> tuple[int | None, str | None]:
+    """(steps, encoder) where a configuration departs from its named profile's, else ``None``
+    each: the ``--steps`` and ``--encoder`` of ``experiment run`` that made it (files made
+    before profiles named their encoder used the profile's)."""
     named = PROFILES.get(profile_config["name"])
     encoder, steps = profile_config.get("encoder", "resnet"), profile_config["steps"]
-    return ("" if named is not None and named.encoder == encoder else f" --encoder {encoder}") + (
-        "" if named is not None and named.steps == steps else f" --steps {steps}")
+    return (None if named is not None and named.steps == steps else steps,
+            None if named is not None and named.encoder == encoder else encoder)
+
+
+def _profile_arguments(profile_config: dict) -> str:
+    """`` --encoder E`` and `` --steps N`` where a run's configuration departs from its named
+    profile's."""
+    steps, encoder = departures(profile_config)
+    return ("" if encoder is None else f" --encoder {encoder}") + (
+        "" if steps is None else f" --steps {steps}")
+
+
+def stored_results(name: str, profile_config: dict) -> dict | None:
+    """The stored results of experiment ``name`` made with exactly this profile configuration
+    (read where ``load_results`` reads them, under the name ``experiment run`` gives them), or
+    ``None``: none stored, or stored with another configuration.
+
+    Raises:
+        ValueError: a corrupt file (see ``read_results``).
+    """
+    steps, encoder = departures(profile_config)
+    results = load_results(name, profile_config["name"], steps, encoder)
+    if results is None or (with_defaults(results["profile_config"])
+                           != with_defaults(profile_config)):
+        return None
+    return results
 
 
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:

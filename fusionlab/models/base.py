@@ -96,5 +96,18 @@ class SegmentationModel(nn.Module):
             raise ValueError(f"expected float images, got dtype {images.dtype}")
         features = self.encoder(images)  # {"c2": (N, C2, H/4, W/4), ...}
         logits, aux = self.decode(features)
-        return SegOutput(upsample_like(logits, images),  # (N, K, H, W)
+        return SegOutput(self.resize_logits(logits, images),  # (N, K, H, W)
                          {name: upsample_like(a, images) for name, a in aux.items()})
+
+    def resize_logits(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The logits at the images' size: logits that cover the images (a DUpsampling head's,
+        on the input's pixel grid, padded at the bottom and right) are cropped, smaller ones
+        upsampled bilinearly (a bilinear resize of the larger would stretch the patch grid).
+
+        Shape:
+            logits (N, K, h, w), images (N, 3, H, W) -> (N, K, H, W).
+        """
+        (h, w), (hs, ws) = images.shape[-2:], logits.shape[-2:]
+        if hs >= h and ws >= w:
+            return logits[..., :h, :w]  # (N, K, H, W)
+        return upsample_like(logits, images)  # (N, K, H, W)

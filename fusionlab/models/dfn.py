@@ -37,7 +37,7 @@ from fusionlab.layers import ConvBNReLU, upsample_like
 from fusionlab.models.base import HeadFactory, SegmentationModel, conv1x1_head
 
 __all__ = ["RefinementResidualBlock", "ChannelAttentionBlock", "GlobalContext", "SmoothNetwork",
-           "BorderNetwork", "BorderLoss", "FOCAL_LOSSES", "DFN"]
+           "BorderNetwork", "BorderLoss", "FOCAL_LOSSES", "border_loss_terms", "DFN"]
 
 
 class RefinementResidualBlock(nn.Module):
@@ -394,12 +394,7 @@ class DFN(SegmentationModel):
                  channels: int = 128, border_channels: int = 32,
                  head: HeadFactory = conv1x1_head):
         _check_flags(deep_supervision=deep_supervision, border=border)
-        if isinstance(border_weight, bool) or not isinstance(border_weight, (int, float)):
-            raise TypeError(f"border_weight must be a number, got {border_weight!r}")
-        if not math.isfinite(border_weight) or border_weight < 0:
-            raise ValueError(f"border_weight must be a finite number >= 0, got {border_weight}")
-        if focal not in FOCAL_LOSSES:
-            raise ValueError(f"focal must be one of {tuple(FOCAL_LOSSES)}, got {focal!r}")
+        _check_border_loss(border_weight, focal)
         if not border and (border_weight != 0.1 or focal != "correct"):
             raise ValueError(f"border_weight and focal apply to the Border Network, which is "
                              f"off (border=False); got border_weight={border_weight}, "
@@ -430,10 +425,30 @@ class DFN(SegmentationModel):
         terms = {f"stage_{lv}": losses.AuxLoss(1.0)
                  for lv in LEVELS[1:] if lv in self.heads}
         if self.border is not None:
-            border_loss = BorderLoss(self.focal)
-            terms.update({f"border_{lv}": losses.AuxLoss(self.border_weight, border_loss)
-                          for lv in LEVELS})
+            terms.update(border_loss_terms(self.border_weight, self.focal))
         return terms
+
+
+def border_loss_terms(weight: float = 0.1, focal: str = "correct") -> dict[str, losses.AuxLoss]:
+    """The Border Network's loss terms: ``weight`` x ``BorderLoss(focal)`` on each border head,
+    ``border_c2`` .. ``border_c5`` (DFN, Sec. 3.3: lambda = 0.1).
+
+    Raises:
+        TypeError: a ``weight`` that is not a number.
+        ValueError: a negative or non-finite ``weight``; an unknown ``focal``.
+    """
+    _check_border_loss(weight, focal)
+    border_loss = BorderLoss(focal)
+    return {f"border_{lv}": losses.AuxLoss(float(weight), border_loss) for lv in LEVELS}
+
+
+def _check_border_loss(weight, focal: str) -> None:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise TypeError(f"border_weight must be a number, got {weight!r}")
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"border_weight must be a finite number >= 0, got {weight}")
+    if focal not in FOCAL_LOSSES:
+        raise ValueError(f"focal must be one of {tuple(FOCAL_LOSSES)}, got {focal!r}")
 
 
 def _check_flags(**flags) -> None:

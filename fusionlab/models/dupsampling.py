@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusionlab.encoders import LEVELS, ResNetEncoder
-from fusionlab.layers import ConvBNReLU, upsample_like
-from fusionlab.models.base import HeadFactory, SegmentationModel, SegOutput
+from fusionlab.layers import ConvBNReLU
+from fusionlab.models.base import HeadFactory, SegmentationModel
 from fusionlab.models.label_space import LabelProjection, dupsample
 
 class DUpsampling(nn.Module):
@@ -177,19 +177,6 @@ def dupsampling_head(projection: LabelProjection, learn_w: bool = False,
     return build
 
 
-def crop_or_upsample(scores: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Bring scores to the input's size: crop a map that covers the input (DUpsampling's, on the
-    input's pixel grid, padded at the bottom and right), upsample a smaller one bilinearly.
-
-    Shape:
-        scores (N, K, h, w), images (..., H, W) -> (N, K, H, W).
-    """
-    (h, w), (hs, ws) = images.shape[-2:], scores.shape[-2:]
-    if hs >= h and ws >= w:
-        return scores[..., :h, :w]  # (N, K, H, W)
-    return upsample_like(scores, images)  # (N, K, H, W)
-
-
 class DUpsamplingNet(SegmentationModel):
     """The DUpsampling decoder: flexible aggregation at the output stride, then DUpsampling.
 
@@ -288,9 +275,3 @@ class DUpsamplingNet(SegmentationModel):
         if self.adaptive_temperature is not None:
             scores = self.adaptive_temperature(scores)
         return scores, {}
-
-    def forward(self, images: torch.Tensor) -> SegOutput:
-        if not torch.is_floating_point(images):
-            raise ValueError(f"expected float images, got dtype {images.dtype}")
-        scores, _ = self.decode(self.encoder(images))
-        return SegOutput(crop_or_upsample(scores, images))  # (N, K, H, W)

@@ -3,10 +3,11 @@ its model builders (``MODELS``) and its ``CHAPTER``. A new paper adds its module
 ``MODULES``, the one list the command line, the builder table, the book's tests and the intro's
 table read."""
 
-from fusionlab.experiments.ablations import dfn, dupsampling, exfuse, fusion_levels, gff
+from fusionlab.experiments.ablations import (dfn, dupsampling, exfuse, fusion_levels, gff,
+                                             head_to_head)
 from fusionlab.experiments.spec import Chapter, Experiment
 
-MODULES = (fusion_levels, exfuse, gff, dfn, dupsampling)
+MODULES = (fusion_levels, exfuse, gff, dfn, dupsampling, head_to_head)
 """One module per chapter, in the book's order: its ``CHAPTER``, experiments and ``MODELS``."""
 
 CHAPTERS: tuple[Chapter, ...] = tuple(module.CHAPTER for module in MODULES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant)
+from fusionlab.models.base import HeadFactory, conv1x1_head
 from fusionlab.models.gff import GFFNet
 
 OUTPUT_STRIDES = {"smoke": 16, "cpu": 16, "gpu": 8}
@@ -24,7 +25,7 @@ still share one resolution. smoke follows cpu so that CI runs the same layout; g
 
 def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: str | None = "gff",
                  dfp: bool = True, gate_channels: int | str = 1,
-                 order: str = "parallel") -> GFFNet:
+                 order: str = "parallel", head: HeadFactory = conv1x1_head) -> GFFNet:
     """``GFFNet`` on the profile's encoder and decoder width.
 
     Args:
@@ -35,6 +36,8 @@ def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: st
         dfp: the Dense Feature Pyramid.
         gate_channels: 1, or ``"C"`` for one gate per channel (the profile's width).
         order: ``"parallel"`` (the paper) or ``"sequential"`` (the released code).
+        head: the prediction head's factory (not a command-line option; chapter 6 gives it
+            the DUpsampling head).
 
     Raises:
         ValueError: a profile without a default output stride and none given; a
@@ -52,7 +55,7 @@ def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: st
     encoder = build_encoder(ctx.profile, output_stride=output_stride)
     return GFFNet(ctx.num_classes, encoder, fusion=None if fusion == "none" else fusion,
                   dfp=dfp, gate_channels=gate_channels, order=order,
-                  channels=ctx.profile.channels)
+                  channels=ctx.profile.channels, head=head)
 
 
 MODEL_OPTIONS = {
