@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from fusionlab import __version__, distributed
-from fusionlab.bench import count_flops, count_parameters, forward_latency, training_speed
+from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
+                             training_speed)
 from fusionlab.datasets import DataNotFoundError, SyntheticScenes
 from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, get_profile,
                                    load_data, parse_options, train_config, with_encoder)
@@ -101,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p_eval = sub.add_parser("evaluate", help="evaluate a checkpoint on the validation set")
     _run_options(p_eval)
     p_eval.add_argument("--checkpoint", required=True)
-    p_bench = sub.add_parser("bench", help="parameters, FLOPs and forward latency on the CPU; "
+    p_bench = sub.add_parser("bench", help="parameters, FLOPs, forward latency (fp32, bf16) and "
+                                           "training memory on the CPU; "
                                            "with --training, ms per training step")
     _common(p_bench)
     p_bench.add_argument("--training", action="store_true",
@@ -127,7 +129,9 @@ def _bench(parser, args, options: dict, profile) -> None:
                                             profile.batch_size, profile.size, 11,
                                             steps=args.steps)
     else:
-        report["latency"] = forward_latency(model, profile.size)
+        report["latency"] = {precision: forward_latency(model, profile.size, precision=precision)
+                             for precision in ("fp32", "bf16")}
+        report["training_memory"] = training_memory(model, profile.batch_size, profile.size, 11)
     print(json.dumps(report, indent=1))
 
 

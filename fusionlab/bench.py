@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fusionlab.losses import SegmentationLoss
 from fusionlab.speed import SpeedMode, choose_speed_mode
 from fusionlab.train import TrainConfig, seed_everything, train
 
@@ -34,13 +35,26 @@ def count_flops(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
 
 @torch.no_grad()
 def forward_latency(model: torch.nn.Module, size: tuple[int, int], batch: int = 1,
-                    repeats: int = 10, warmup: int = 2) -> dict:
-    """Forward-pass wall time in seconds over ``repeats`` runs after ``warmup`` runs.
+                    repeats: int = 10, warmup: int = 2, precision: str = "fp32") -> dict:
+    """Forward-pass wall time in seconds over ``repeats`` runs after ``warmup`` runs, on a
+    (batch, 3, H, W) input, in eval mode.
+
+    Args:
+        precision: ``"fp32"``, or ``"bf16"`` / ``"fp16"`` under ``torch.autocast`` on the
+            model's device (bf16 on a CPU without native bfloat16 runs, slowly, in emulation:
+            see ``fusionlab.speed.cpu_has_native_bf16``).
 
     Returns:
-        ``{"median_s", "min_s", "max_s", "repeats"}``; CUDA is synchronised around each run.
+        ``{"median_s", "min_s", "max_s", "repeats", "precision", "threads"}``; CUDA is
+        synchronised around each run.
+
+    Raises:
+        ValueError: an unknown ``precision``.
     """
     device = next(model.parameters()).device
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    mode = SpeedMode(device.type, precision, False)
     was_training = model.training
     model.eval()
     x = torch.zeros(batch, 3, *size, device=device)
@@ -49,14 +63,83 @@ def forward_latency(model: torch.nn.Module, size: tuple[int, int], batch: int = 
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        model(x)
+        with mode.autocast():
+            model(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     model.train(was_training)
     return {"median_s": float(np.median(times)), "min_s": min(times), "max_s": max(times),
-            "repeats": repeats}
+            "repeats": repeats, "precision": precision, "threads": torch.get_num_threads()}
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""The precisions ``forward_latency`` measures."""
+
+
+def training_memory(model: torch.nn.Module, batch_size: int, size: tuple[int, int],
+                    num_classes: int) -> dict:
+    """The memory one training step holds at its peak, in bytes, measured on one step (forward,
+    the model's loss, backward) of a random batch.
+
+    On CUDA it is ``torch.cuda.max_memory_allocated`` over the step (everything allocated on
+    the device, the batch included), with AdamW's two state tensors per parameter added. On the CPU, which has no allocator statistics, it is counted
+    with PyTorch's saved-tensor hooks: the tensors autograd saves for the backward pass (each
+    storage once, the parameters aside), plus the parameters, their gradients and AdamW's two state tensors. That
+    count leaves out the transient buffers of single operators, so it is a lower bound of the
+    process's peak; it is the part that grows with the batch and the resolution.
+
+    Returns:
+        ``{"total_bytes", "activation_bytes", "parameter_state_bytes", "batch_size", "size",
+        "method"}``: the parameter states are the parameters, their gradients and AdamW's two
+        states (4 x the parameters' bytes); on CUDA the activations are the rest of the peak.
+
+    Raises:
+        ValueError: ``batch_size`` below 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    # parameters, gradients and AdamW's exp_avg and exp_avg_sq
+    state = 4 * sum(p.numel() * p.element_size() for p in params)
+    images = torch.randn(batch_size, 3, *size, device=device)  # (B, 3, H, W)
+    labels = torch.randint(0, num_classes, (batch_size, *size), device=device)  # (B, H, W)
+    loss_fn = SegmentationLoss.for_model(model)
+    was_training = model.training
+    model.train()
+    model.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        loss_fn(model(images), labels)[0].backward()
+        torch.cuda.synchronize()
+        # the peak holds the parameters, the gradients and the activations; AdamW's two
+        # states, which its first step creates, come on top
+        peak = torch.cuda.max_memory_allocated(device) + state // 2
+        activations = peak - state
+        method = "torch.cuda.max_memory_allocated + AdamW's states"
+    else:
+        saved: dict[int, int] = {}
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+        def pack(t: torch.Tensor):
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in weights:  # the parameters are counted in the states
+                saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = loss_fn(model(images), labels)[0]
+        loss.backward()
+        activations = sum(saved.values())
+        method = "saved-tensor hooks + parameter states (a lower bound)"
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {"total_bytes": activations + state, "activation_bytes": activations,
+            "parameter_state_bytes": state, "batch_size": batch_size, "size": list(size),
+            "method": method}
 
 
 class _FixedBatches(torch.utils.data.Dataset):

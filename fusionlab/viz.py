@@ -445,6 +445,61 @@ def plot_learning_curves(curves: dict[str, dict[int, dict[int, float]]], ax=None
     return ax
 
 
+def plot_pareto(points: dict[str, tuple[float, float, float, float]], xlabel: str, ax=None,
+                log_x: bool = False):
+    """mIoU against a cost, one point per model with its interval as a bar, so that a reader
+    sees which models buy accuracy with compute; the models no other beats on both axes (the
+    Pareto front) are joined by a dotted line.
+
+    Args:
+        points: model -> (cost, mean mIoU %, interval low %, interval high %); a NaN interval
+            (one seed) draws no bar.
+        xlabel: the cost's name and unit.
+    """
+    ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 3.2))[1]
+    for i, (label, (x, mean, low, high)) in enumerate(points.items()):
+        yerr = [[mean - low], [high - mean]] if np.isfinite(low) else None
+        ax.errorbar(x, mean, yerr=yerr, marker="os^vD<>ph*"[i % 10], color=f"C{i % 10}",
+                    capsize=3, ls="none", label=label)
+    xy = {label: (p[0], p[1]) for label, p in points.items()}
+    front = sorted((x, y) for label, (x, y) in xy.items()
+                   if not any((x2 <= x and y2 > y) or (x2 < x and y2 >= y)
+                              for other, (x2, y2) in xy.items() if other != label))
+    if len(front) > 1:
+        ax.plot(*zip(*front), color="grey", ls=":", lw=1, zorder=0)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel="mIoU (%)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_class_gains(gains: dict[str, np.ndarray], classes: Sequence[str],
+                     thin_classes: Sequence[str] = (), base: str = "the baseline", ax=None):
+    """A heat map of per-class IoU gains (in points): one row per model, one column per class,
+    each cell annotated, red for a gain and blue for a loss on one symmetric scale; thin
+    classes are marked with an asterisk.
+
+    Args:
+        gains: model -> (K,) gains as fractions (``experiments.stats.class_gains``); NaN cells
+            (a class absent from the labels) stay blank.
+    """
+    ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 0.5 * len(gains) + 1.6))[1]
+    table = 100 * np.array([gains[m] for m in gains], dtype=float)  # (models, K)
+    limit = float(np.nanmax(np.abs(table))) if np.isfinite(table).any() else 1.0
+    image = ax.imshow(table, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for (row, col), value in np.ndenumerate(table):
+        if np.isfinite(value):
+            ax.text(col, row, f"{value:+.0f}", ha="center", va="center",
+                    fontsize=FONT_SIZE - 1,
+                    color="white" if abs(value) > 0.6 * limit else "black")
+    names = [f"{c}*" if c in thin_classes else c for c in classes]
+    ax.set_xticks(range(len(classes)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(gains)), list(gains))
+    ax.figure.colorbar(image, ax=ax, label=f"IoU gain over {base} (points)")
+    return ax
+
+
 def figure_image(fig) -> np.ndarray:
     """Render a Matplotlib figure to an image and close it, e.g. to make the precomputed views
     of ``image_slider`` from ordinary plots.

@@ -14,7 +14,9 @@ from conftest import real_weights
 
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
-                                   ResultsConflict, Variant, gains_table, get_profile, load_data,
+                                   ResultsConflict, Variant, class_gains, costs_table,
+                                   gains_table, get_profile, load_data, mean_interval,
+                                   step_seconds,
                                    gain_verdict, merge_results, paired_gain, parse_options,
                                    provenance_line, read_results, real_gains, results_table,
                                    run_experiment, summarise, t_interval)
@@ -380,3 +382,35 @@ def test_the_head_to_head_borrows_each_papers_headline_model_as_defined_there():
         assert definitions[label] == variant_definitions(EXPERIMENTS[source])[variant]
     assert sorted(h2h.borrowed) == ["DFN", "DUpsampling", "ExFuse", "FPN", "GFF+DFP"]
     assert all(base == "FPN" for base, v in h2h.pretrained if v in h2h.borrowed)
+
+
+def test_per_class_gains_and_mean_intervals_pair_by_seed():
+    results = toy_results()
+    results["runs"].append({"variant": "b", "seed": 7, "miou": 0.9, "iou": [0.9, float("nan")],
+                            "boundary_f": 0.3})  # seed 7 has no base: not paired
+    results["runs"][3]["iou"] = [0.43, float("nan")]  # b, seed 0: Pole absent
+    gains = class_gains(results, "a", "b")
+    assert gains[0] == pytest.approx(np.mean([0.03, 0.02, 0.03]))
+    assert gains[1] == pytest.approx(np.mean([0.52 / 2 - 0.25, 0.48 / 2 - 0.225]))
+    mean, low, high = mean_interval(toy_results(), "a")
+    assert mean == pytest.approx(0.45) and (low, high) == pytest.approx(
+        t_interval([0.40, 0.50, 0.45]))
+    with pytest.raises(ValueError, match="'z'"):
+        class_gains(results, "a", "z")
+    with pytest.raises(ValueError, match="'z'"):
+        mean_interval(results, "z")
+
+
+def test_costs_table_and_step_times_from_the_reference_runs():
+    results = {"profile_config": {"steps": 100}, "runs": [
+        {"variant": "a", "seed": s, "train_seconds": t, "threads": 1}
+        for s, t in [(0, 30.0), (1, 50.0), (2, 40.0)]]}
+    assert step_seconds(results, "a") == (pytest.approx(0.4), [1])
+    assert step_seconds(results, "b") is None
+    costs = {"a": {"params": 2_500_000, "gflops": 0.412, "fp32_ms": 11.84, "bf16_ms": 17.6,
+                   "memory_mb": 296.7, "threads": 2},
+             "b": {"params": 1e6, "gflops": 1.0, "fp32_ms": 1.0, "bf16_ms": 1.0,
+                   "memory_mb": 1.0, "threads": 2}}
+    lines = costs_table(costs, results).splitlines()
+    assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 400 (1 thread) |"
+    assert lines[3].endswith("| not run |")

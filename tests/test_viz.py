@@ -158,3 +158,25 @@ def test_map_panels_colourbars_of_interleaved_groups_do_not_overlap():
     for bar in bars:
         assert not any(bar.get_position().overlaps(box) for box in panel_boxes)
     assert fig.get_size_inches()[0] == pytest.approx(viz.FIGURE_WIDTH)
+
+
+def test_pareto_plot_joins_only_the_models_no_other_beats():
+    points = {"cheap": (1.0, 50.0, 48.0, 52.0), "dominated": (2.0, 49.0, 47.0, 51.0),
+              "best": (3.0, 60.0, 58.0, 62.0), "one seed": (4.0, 55.0, np.nan, np.nan)}
+    ax = viz.plot_pareto(points, "GFLOPs")
+    front = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(front) == 1
+    assert list(front[0].get_xdata()) == [1.0, 3.0] and list(front[0].get_ydata()) == [50.0, 60.0]
+    assert ax.get_xlabel() == "GFLOPs"
+    plt.close(ax.figure)
+
+
+def test_class_gain_heat_map_shows_points_and_marks_thin_classes():
+    gains = {"A": np.array([0.02, -0.05]), "B": np.array([np.nan, 0.10])}
+    ax = viz.plot_class_gains(gains, ["Road", "Pole"], ["Pole"], base="FPN")
+    shown = ax.images[0].get_array()
+    assert shown[0].tolist() == pytest.approx([2.0, -5.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Road", "Pole*"]
+    assert sorted(t.get_text() for t in ax.texts) == ["+10", "+2", "-5"]  # NaN left blank
+    assert ax.images[0].get_clim() == (-10.0, 10.0)  # one symmetric scale
+    plt.close(ax.figure)

@@ -23,20 +23,24 @@ from fusionlab.experiments.curves import (SCHEDULES, curve_summary, learning_cur
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_encoder,
                                             get_profile, imagenet_or_scratch, train_config,
                                             with_encoder)
-from fusionlab.experiments.report import (curves_table, doubling_text, footing_table,
-                                          gain_text, gain_verdict, gains_table, live_run,
-                                          provenance_line, real_gains, results_table)
+from fusionlab.experiments.report import (costs_table, curves_table, doubling_text,
+                                          footing_table, gain_text, gain_verdict, gains_table,
+                                          live_run, model_costs, provenance_line, real_gains,
+                                          results_table, step_seconds)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
-from fusionlab.experiments.stats import paired_gain, summarise, t_interval, thin_iou
+from fusionlab.experiments.stats import (class_gains, mean_interval, paired_gain, summarise,
+                                         t_interval, thin_iou)
 from fusionlab.experiments.store import (ResultsConflict, load_results, merge_results,
                                          read_results, results_path)
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
            "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "SCHEDULES",
-           "curve_summary", "learning_curve", "reference_schedule", "curves_table", "doubling_text", "footing_table",
-           "gain_text", "gain_verdict", "gains_table", "live_run", "provenance_line",
-           "real_gains", "results_table", "get_experiment", "run_experiment", "Experiment",
-           "PaperNumber", "paired_gain", "summarise", "t_interval", "thin_iou",
+           "curve_summary", "learning_curve", "reference_schedule", "costs_table",
+           "curves_table", "doubling_text", "footing_table", "gain_text", "gain_verdict",
+           "gains_table", "live_run", "model_costs", "provenance_line", "real_gains",
+           "results_table", "step_seconds", "get_experiment", "run_experiment", "Experiment",
+           "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",
+           "t_interval", "thin_iou",
            "ResultsConflict", "load_results", "merge_results", "read_results", "results_path"]

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
+from fusionlab.bench import count_flops, count_parameters, forward_latency, training_memory
 from fusionlab.experiments.builders import BuildContext, Variant, build_model
 from fusionlab.experiments.curves import curve_summary
 from fusionlab.experiments.data import Data
@@ -50,6 +54,61 @@ def live_run(variants: dict[str, Variant], data: Data, profile: Profile, seed: i
         runs[label] = LiveRun(model, train(model, data.train, data.val,
                                            train_config(profile, seed, **overrides)))
     return runs
+
+
+def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size: int,
+                repeats: int = 10) -> dict[str, dict]:
+    """What each model costs on the CPU, measured in this process (its thread count).
+
+    Per label: ``params``; ``gflops`` (one image at the profile's size,
+    ``fusionlab.bench.count_flops``); ``fp32_ms`` and ``bf16_ms``, the median forward latency
+    of one image over ``repeats`` runs (``forward_latency``; bf16 under autocast); and
+    ``memory_mb``, one training step's memory for a batch of ``batch_size``
+    (``training_memory``, MiB); ``threads``.
+
+    Raises:
+        ValueError: an unknown model or option (see ``build_model``).
+    """
+    size = context.profile.size
+    costs = {}
+    for label, variant in variants.items():
+        model = build_model(variant, context)
+        latency = {p: forward_latency(model, size, repeats=repeats, precision=p)["median_s"]
+                   for p in ("fp32", "bf16")}
+        memory = training_memory(model, batch_size, size, context.num_classes)
+        costs[label] = {"params": count_parameters(model),
+                        "gflops": count_flops(model, size) / 1e9,
+                        "fp32_ms": 1000 * latency["fp32"], "bf16_ms": 1000 * latency["bf16"],
+                        "memory_mb": memory["total_bytes"] / 2**20,
+                        "threads": torch.get_num_threads()}
+    return costs
+
+
+def step_seconds(results: dict, variant: str) -> tuple[float, list[int]] | None:
+    """The training time per step of ``variant``'s stored runs: the median over its runs of
+    ``train_seconds`` / steps, and the thread counts of those runs; ``None`` without runs."""
+    runs = [r for r in results["runs"] if r["variant"] == variant]
+    if not runs:
+        return None
+    steps = results["profile_config"]["steps"]
+    return (float(np.median([r["train_seconds"] / steps for r in runs])),
+            sorted({r.get("threads", 0) for r in runs}))
+
+
+def costs_table(costs: dict[str, dict], results: dict | None = None) -> str:
+    """Markdown table of ``model_costs``: parameters (millions), GFLOPs, CPU latency per image
+    in fp32 and bf16 (ms), training memory (MiB), and, from ``results``, the reference runs'
+    training time per step (ms, median over seeds, with their threads)."""
+    rows = ["| model | parameters (M) | GFLOPs | fp32 (ms/image) | bf16 (ms/image) "
+            "| training memory (MiB) | training step (ms) |", "|---|---|---|---|---|---|---|"]
+    for label, c in costs.items():
+        step = step_seconds(results, label) if results else None
+        step_text = ("not run" if step is None else
+                     f"{1000 * step[0]:.0f} ({'/'.join(map(str, step[1]))} thread)")
+        rows.append(f"| {label} | {c['params'] / 1e6:.2f} | {c['gflops']:.2f} | "
+                    f"{c['fp32_ms']:.1f} | {c['bf16_ms']:.1f} | {c['memory_mb']:.0f} | "
+                    f"{step_text} |")
+    return "\n".join(rows)
 
 
 def _pct(x: float, sign: bool = False) -> str:

@@ -102,3 +102,47 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
     return {**summarise(gains), "gains": gains, "seeds": seeds, "ci": (low, high),
             "real": bool(low > 0 or high < 0),
             "same_sign": all(g > 0 for g in gains) or all(g < 0 for g in gains)}
+
+
+def class_gains(results: dict, base: str, variant: str) -> np.ndarray:
+    """The per-class IoU gain of ``variant`` over ``base``, paired by seed: the mean over the
+    seeds run for both of (variant - base) per class.
+
+    Returns:
+        (K,) in the order of ``results["classes"]``; NaN for a class absent from the
+        validation labels in every paired run.
+
+    Raises:
+        ValueError: a variant missing from the results, or no seed run for both.
+    """
+    by_seed = {}
+    for name in (base, variant):
+        runs = {r["seed"]: np.array(r["iou"], dtype=float) for r in results["runs"]
+                if r["variant"] == name}  # seed -> (K,)
+        if not runs:
+            raise ValueError(f"no runs of {name!r} in the results of "
+                             f"{results.get('experiment', '?')!r}")
+        by_seed[name] = runs
+    seeds = sorted(set(by_seed[base]) & set(by_seed[variant]))
+    if not seeds:
+        raise ValueError(f"{base!r} and {variant!r} share no seed")
+    diffs = np.stack([by_seed[variant][s] - by_seed[base][s] for s in seeds])  # (seeds, K)
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(diffs).sum(0)  # (K,)
+        sums = np.where(np.isfinite(diffs), diffs, 0.0).sum(0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)  # (K,)
+
+
+def mean_interval(results: dict, variant: str, metric: str = "miou") -> tuple[float, float, float]:
+    """The mean of ``metric`` over ``variant``'s runs and its 95% Student-t interval:
+    (mean, low, high), the interval NaN for one run.
+
+    Raises:
+        ValueError: no runs of ``variant``.
+    """
+    values = [run_metric(results, r, metric) for r in results["runs"] if r["variant"] == variant]
+    if not values:
+        raise ValueError(f"no runs of {variant!r} in the results of "
+                         f"{results.get('experiment', '?')!r}")
+    low, high = t_interval(values)
+    return float(np.nanmean(values)), low, high
