@@ -7,7 +7,9 @@ import pytest
 from scipy import stats
 
 from fusionlab.experiments import store
-from fusionlab.experiments.curves import curve_summary, learning_curve, reference_schedule
+from fusionlab.experiments.curves import (curve_summary, learning_curve, load_footings,
+                                          reference_schedule)
+from fusionlab.experiments import report
 from fusionlab.experiments.report import curves_table, doubling_text, footing_table
 from fusionlab.experiments.spec import Experiment, PaperNumber, Variant
 
@@ -89,3 +91,39 @@ def test_the_reference_schedule_is_the_first_whose_doubling_adds_little():
     assert reference_schedule(curve) == 3000  # +2.5 points, then +0.75
     assert reference_schedule(curve, converged_gain=0.03) == 1500
     assert reference_schedule({750: {0: 0.5, 1: 0.5}, 1500: {0: 0.6, 1: 0.6}}) is None
+
+
+def test_load_footings_reads_the_imagenet_runs_at_the_schedule_the_curve_settles(tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    monkeypatch.setattr(store, "packaged_results", lambda name: None)  # only these files
+    enc = "mobilenet_v2-imagenet"
+    _store(tmp_path, "fusion-levels-cpu.json", [("c5", 0, 0.3)])  # from scratch
+    assert load_footings("fusion-levels") == (store.load_results("fusion-levels"), None, None)
+    for steps, gain in ((750, 0.0), (1500, 0.05), (3000, 0.07), (6000, 0.075)):
+        _store(tmp_path, f"fusion-levels-cpu-{enc}-{steps}steps.json",
+               [("FPN c2-c5", s, 0.5 + gain + 0.01 * s) for s in range(3)])
+    scratch, pretrained, steps = load_footings("fusion-levels")
+    assert steps == 3000  # 3000 -> 6000 adds 0.5 points, 1500 -> 3000 adds 2
+    assert scratch["runs"] == [{"variant": "c5", "seed": 0, "miou": 0.3}]
+    assert pretrained["runs"][0]["miou"] == pytest.approx(0.57)
+
+
+def test_footing_reading_says_each_comparison_and_what_is_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    monkeypatch.setattr(store, "packaged_results", lambda name: None)
+    enc = "mobilenet_v2-imagenet"
+    for steps, gain in ((1500, 0.05), (3000, 0.07), (6000, 0.075)):
+        _store(tmp_path, f"fusion-levels-cpu-{enc}-{steps}steps.json",
+               [("FPN c2-c5", s, 0.5 + gain + 0.01 * s) for s in range(3)]
+               + [("c5", s, 0.4 + 0.02 * s) for s in range(3)] * (steps == 3000))
+    experiment = Experiment("fusion-levels", "t", {v: Variant("fpn") for v in
+                                                   ("c5", "FPN c4-c5", "FPN c2-c5")},
+                            pretrained=(("c5", "FPN c2-c5"), ("FPN c4-c5", "FPN c2-c5")))
+    table, reading = report.footing_reading(experiment)
+    assert table.splitlines()[2].startswith("| FPN c2-c5 vs c5 |  | not run | +16.0 [")
+    first, second = reading.split(". On")
+    assert first.startswith("On the ImageNet encoder (3000 steps), FPN c2-c5 against c5: +16.0 "
+                            "points (95% interval")
+    assert first.endswith("which is a real gain")
+    assert second == " the ImageNet encoder, FPN c2-c5 against FPN c4-c5 is not run yet."

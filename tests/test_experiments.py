@@ -364,6 +364,9 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
     assert seed0["variant"] == "FPN" and seed0["miou"] == source["runs"][0]["miou"]
     assert seed0["history"] == source["runs"][0]["history"]
     assert "borrowed_from" not in seed1  # not stored by its chapter: trained here
+    only = run_experiment("head-to-head", profile, [0, 1], tmp_path / "only.json",
+                          variants=["FPN"], borrowed_only=True)
+    assert [(r["seed"], "borrowed_from" in r) for r in only["runs"]] == [(0, True)]
     assert runner.borrowed_runs(EXPERIMENTS["head-to-head"], with_defaults(
         dataclasses.asdict(dataclasses.replace(profile, steps=3)))) == {}  # other configuration
     stored = json.loads((tmp_path / "fusion-levels-smoke.json").read_text())

@@ -18,13 +18,14 @@ from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.builders import (MODELS, BuildContext, Variant, build_model,
                                             parse_options)
 from fusionlab.experiments.data import Data, load_data
-from fusionlab.experiments.curves import (SCHEDULES, curve_summary, learning_curve,
-                                          reference_schedule)
+from fusionlab.experiments.curves import (IMAGENET, SCHEDULES, curve_summary,
+                                          learning_curve, load_footings, reference_schedule)
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_encoder,
                                             get_profile, imagenet_or_scratch, train_config,
                                             with_encoder)
 from fusionlab.experiments.report import (costs_table, curves_table, doubling_text,
-                                          footing_table, gain_text, gain_verdict, gains_table,
+                                          footing_reading, footing_table, gain_text,
+                                          gain_verdict, gains_table,
                                           live_run, model_costs, provenance_line, real_gains,
                                           results_table, step_seconds)
 from fusionlab.experiments.runner import get_experiment, run_experiment
@@ -36,9 +37,10 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
-           "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "SCHEDULES",
+           "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "IMAGENET",
+           "SCHEDULES", "load_footings",
            "curve_summary", "learning_curve", "reference_schedule", "costs_table",
-           "curves_table", "doubling_text", "footing_table", "gain_text", "gain_verdict",
+           "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_text", "gain_verdict",
            "gains_table", "live_run", "model_costs", "provenance_line", "real_gains",
            "results_table", "step_seconds", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--require-data", action="store_true",
                      help="fail when CamVid cannot be had instead of falling back to synthetic "
                           "scenes (same as FUSIONLAB_REQUIRE_DATA=1)")
+    run.add_argument("--borrowed-only", action="store_true",
+                     help="copy the runs of variants borrowed from other experiments' stored "
+                          "results (chapter 6) and train nothing")
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
     merge.add_argument("name", choices=sorted(EXPERIMENTS))
     merge.add_argument("files", type=Path, nargs="+")
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                 profile = with_encoder(profile, encoder)
             out = out or results_path(args.name, profile.name, steps, encoder)
             results = run_experiment(args.name, profile, args.seeds, out, args.variants,
-                                     require_data=args.require_data or None)
+                                     require_data=args.require_data or None,
+                                     borrowed_only=args.borrowed_only)
     except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
         parser.exit(2, f"error: {err}\n")
     if not distributed.world().is_main:  # one summary, from the first process of torchrun's

@@ -82,3 +82,21 @@ def reference_schedule(curve: dict[int, dict[int, float]],
                 and doubled["gain"] <= converged_gain:
             return steps
     return None
+
+
+IMAGENET = "mobilenet_v2-imagenet"
+"""The encoder of the papers' footing: MobileNetV2 with torchvision's ImageNet weights."""
+
+
+def load_footings(name: str, profile: str = "cpu") -> tuple[dict | None, dict | None, int | None]:
+    """An experiment's stored results on both footings: (from scratch at the profile's own
+    schedule, on the ImageNet encoder at its reference schedule, that schedule). The reference
+    schedule is ``reference_schedule`` of chapter 1's learning curve of FPN c2-c5 on the
+    ImageNet encoder; ``None`` (and no pretrained results) until that curve settles it.
+
+    Raises:
+        ValueError: a corrupt results file (see ``store.read_results``).
+    """
+    steps = reference_schedule(learning_curve("fusion-levels", "FPN c2-c5", profile, IMAGENET))
+    pretrained = None if steps is None else load_results(name, profile, steps, IMAGENET)
+    return load_results(name, profile), pretrained, steps

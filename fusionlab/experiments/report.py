@@ -14,7 +14,7 @@ import torch
 
 from fusionlab.bench import count_flops, count_parameters, forward_latency, training_memory
 from fusionlab.experiments.builders import BuildContext, Variant, build_model
-from fusionlab.experiments.curves import curve_summary
+from fusionlab.experiments.curves import curve_summary, load_footings
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
@@ -226,6 +226,29 @@ def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict
                          f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds: {verdict}")
         rows.append(f"| {variant} vs {base} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, str]:
+    """What a chapter shows of its paper on both footings, from the stored results
+    (``curves.load_footings``): the ``footing_table`` and a reading for the prose, one sentence
+    per ``pretrained`` comparison with its gain on the ImageNet encoder and the verdict, e.g.
+    ``"On the ImageNet encoder (3000 steps), DFN against baseline: +1.2 points (95% interval
+    +0.3 to +2.1), which is a real gain."``.
+
+    Raises:
+        ValueError: a corrupt results file.
+    """
+    scratch, pretrained, steps = load_footings(experiment.name, profile)
+    schedule = f"{steps} steps" if steps else "its reference schedule, not yet settled"
+    sentences = []
+    for base, variant in experiment.pretrained:
+        verdict = gain_verdict(pretrained, base, variant)
+        sentences.append(
+            f"On the ImageNet encoder, {variant} against {base} is not run yet." if
+            verdict.startswith("cannot") else
+            f"On the ImageNet encoder ({schedule}), {variant} against {base}: "
+            f"{gain_text(pretrained, base, variant)}, which {verdict}.")
+    return footing_table(experiment, scratch, pretrained), " ".join(sentences)
 
 
 def provenance_line(results: dict) -> str:

@@ -81,7 +81,8 @@ def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[st
 
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
-                   variants: list[str] | None = None, require_data: bool | None = None) -> dict:
+                   variants: list[str] | None = None, require_data: bool | None = None,
+                   borrowed_only: bool = False) -> dict:
     """Train every variant of experiment ``name`` once per seed; write and return the results.
 
     Every variant runs once before the next seed, so partial results come early. A borrowed
@@ -100,6 +101,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         variants: a subset of the variants (default all; on a pretrained encoder, the
             variants of the experiment's ``pretrained`` comparisons).
         require_data: refuse the synthetic fallback (see ``load_data``).
+        borrowed_only: copy the borrowed runs that are stored and train nothing (the runs
+            still missing are left for a later call).
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file.
@@ -142,6 +145,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             if (label, seed) in borrowed:  # trained and stored by its own experiment
                 runs.append(borrowed[label, seed])
                 save()
+                continue
+            if borrowed_only:
                 continue
             t0 = time.perf_counter()
             seed_everything(seed)
