@@ -142,6 +142,30 @@ def training_memory(model: torch.nn.Module, batch_size: int, size: tuple[int, in
             "method": method}
 
 
+def training_step_time(model: torch.nn.Module, batch_size: int, size: tuple[int, int],
+                       num_classes: int, steps: int = 3, warmup: int = 1) -> dict:
+    """Seconds per training step of ``fusionlab.train.train`` (the model's own loss, AdamW,
+    float32) on random batches held in memory, after ``warmup`` untimed steps. The model is
+    trained by it: pass a copy to keep one.
+
+    Returns:
+        ``{"seconds_per_step", "steps", "batch_size", "size", "threads"}``.
+
+    Raises:
+        ValueError: ``steps`` or ``batch_size`` below 1.
+    """
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    data = _FixedBatches(batch_size * max(steps, warmup, 1), size, num_classes)
+    cfg = dict(batch_size=batch_size, lr=1e-3, optimizer="adamw", device="cpu", progress=False,
+               precision="fp32", channels_last=False)
+    if warmup:
+        train(model, data, None, TrainConfig(steps=warmup, **cfg))
+    timed = train(model, data, None, TrainConfig(steps=steps, **cfg))
+    return {"seconds_per_step": timed.train_seconds / steps, "steps": steps,
+            "batch_size": batch_size, "size": list(size), "threads": torch.get_num_threads()}
+
+
 class _FixedBatches(torch.utils.data.Dataset):
     """``n`` random samples held in memory, so that timing sees no decoding or augmentation."""
 

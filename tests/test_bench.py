@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from fusionlab.bench import count_flops, forward_latency, training_memory
+from fusionlab.bench import (count_flops, forward_latency, training_memory,
+                             training_step_time)
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.models import FPN
 from fusionlab.models.composed import BorderSupervised
@@ -48,3 +49,14 @@ def test_flops_count_a_known_convolution():
     conv = torch.nn.Conv2d(3, 4, 1, bias=False)
     # 2 FLOPs per multiply-add: 3 inputs x 4 outputs per pixel
     assert count_flops(conv, (8, 8)) == 2 * 3 * 4 * 8 * 8
+
+
+def test_training_step_time_trains_the_model_it_times():
+    model = _fpn()
+    before = [p.detach().clone() for p in model.parameters()]
+    report = training_step_time(model, 2, (32, 48), 5, steps=2, warmup=1)
+    assert report["seconds_per_step"] > 0 and report["steps"] == 2
+    assert report["batch_size"] == 2 and report["size"] == [32, 48]
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="steps"):
+        training_step_time(model, 2, (32, 48), 5, steps=0)

@@ -16,7 +16,6 @@ from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
                                    ResultsConflict, Variant, class_gains, costs_table,
                                    gains_table, get_profile, load_data, mean_interval,
-                                   step_seconds,
                                    gain_verdict, merge_results, paired_gain, parse_options,
                                    provenance_line, read_results, real_gains, results_table,
                                    run_experiment, summarise, t_interval)
@@ -404,16 +403,9 @@ def test_per_class_gains_and_mean_intervals_pair_by_seed():
         mean_interval(results, "z")
 
 
-def test_costs_table_and_step_times_from_the_reference_runs():
-    results = {"profile_config": {"steps": 100}, "runs": [
-        {"variant": "a", "seed": s, "train_seconds": t, "threads": 1}
-        for s, t in [(0, 30.0), (1, 50.0), (2, 40.0)]]}
-    assert step_seconds(results, "a") == (pytest.approx(0.4), [1])
-    assert step_seconds(results, "b") is None
+def test_costs_table_in_the_books_units():
     costs = {"a": {"params": 2_500_000, "gflops": 0.412, "fp32_ms": 11.84, "bf16_ms": 17.6,
-                   "memory_mb": 296.7, "threads": 2},
-             "b": {"params": 1e6, "gflops": 1.0, "fp32_ms": 1.0, "bf16_ms": 1.0,
-                   "memory_mb": 1.0, "threads": 2}}
-    lines = costs_table(costs, results).splitlines()
-    assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 400 (1 thread) |"
-    assert lines[3].endswith("| not run |")
+                   "memory_mb": 296.7, "step_ms": 412.4, "threads": 2}}
+    lines = costs_table(costs).splitlines()
+    assert lines[0].startswith("| model | parameters (M) | GFLOPs | fp32 (ms/image)")
+    assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 412 |"

@@ -27,7 +27,7 @@ from fusionlab.experiments.report import (costs_table, curves_table, doubling_te
                                           footing_reading, footing_table, gain_text,
                                           gain_verdict, gains_table,
                                           live_run, model_costs, provenance_line, real_gains,
-                                          results_table, step_seconds)
+                                          results_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import (class_gains, mean_interval, paired_gain, summarise,
@@ -42,7 +42,7 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "curve_summary", "learning_curve", "reference_schedule", "costs_table",
            "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_text", "gain_verdict",
            "gains_table", "live_run", "model_costs", "provenance_line", "real_gains",
-           "results_table", "step_seconds", "get_experiment", "run_experiment", "Experiment",
+           "results_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",
            "t_interval", "thin_iou",
            "ResultsConflict", "load_results", "merge_results", "read_results", "results_path"]

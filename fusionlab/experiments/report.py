@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from fusionlab.bench import count_flops, count_parameters, forward_latency, training_memory
+from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
+                             training_step_time)
 from fusionlab.experiments.builders import BuildContext, Variant, build_model
 from fusionlab.experiments.curves import curve_summary, load_footings
 from fusionlab.experiments.data import Data
@@ -57,14 +57,15 @@ def live_run(variants: dict[str, Variant], data: Data, profile: Profile, seed: i
 
 
 def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size: int,
-                repeats: int = 10) -> dict[str, dict]:
-    """What each model costs on the CPU, measured in this process (its thread count).
+                repeats: int = 10, steps: int = 3) -> dict[str, dict]:
+    """What each model costs on the CPU, measured in this process, one model after the other.
 
     Per label: ``params``; ``gflops`` (one image at the profile's size,
     ``fusionlab.bench.count_flops``); ``fp32_ms`` and ``bf16_ms``, the median forward latency
-    of one image over ``repeats`` runs (``forward_latency``; bf16 under autocast); and
+    of one image over ``repeats`` runs (``forward_latency``; bf16 under autocast);
     ``memory_mb``, one training step's memory for a batch of ``batch_size``
-    (``training_memory``, MiB); ``threads``.
+    (``training_memory``, MiB); ``step_ms``, the time of a training step of that batch in
+    float32 (``training_step_time``, over ``steps`` steps); and ``threads``.
 
     Raises:
         ValueError: an unknown model or option (see ``build_model``).
@@ -81,33 +82,20 @@ def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size:
                         "fp32_ms": 1000 * latency["fp32"], "bf16_ms": 1000 * latency["bf16"],
                         "memory_mb": memory["total_bytes"] / 2**20,
                         "threads": torch.get_num_threads()}
+        step = training_step_time(model, batch_size, size, context.num_classes, steps)
+        costs[label]["step_ms"] = 1000 * step["seconds_per_step"]  # the model is trained now
     return costs
 
 
-def step_seconds(results: dict, variant: str) -> tuple[float, list[int]] | None:
-    """The training time per step of ``variant``'s stored runs: the median over its runs of
-    ``train_seconds`` / steps, and the thread counts of those runs; ``None`` without runs."""
-    runs = [r for r in results["runs"] if r["variant"] == variant]
-    if not runs:
-        return None
-    steps = results["profile_config"]["steps"]
-    return (float(np.median([r["train_seconds"] / steps for r in runs])),
-            sorted({r.get("threads", 0) for r in runs}))
-
-
-def costs_table(costs: dict[str, dict], results: dict | None = None) -> str:
+def costs_table(costs: dict[str, dict]) -> str:
     """Markdown table of ``model_costs``: parameters (millions), GFLOPs, CPU latency per image
-    in fp32 and bf16 (ms), training memory (MiB), and, from ``results``, the reference runs'
-    training time per step (ms, median over seeds, with their threads)."""
+    in fp32 and bf16 (ms), training memory (MiB) and the time of a training step (ms)."""
     rows = ["| model | parameters (M) | GFLOPs | fp32 (ms/image) | bf16 (ms/image) "
             "| training memory (MiB) | training step (ms) |", "|---|---|---|---|---|---|---|"]
     for label, c in costs.items():
-        step = step_seconds(results, label) if results else None
-        step_text = ("not run" if step is None else
-                     f"{1000 * step[0]:.0f} ({'/'.join(map(str, step[1]))} thread)")
         rows.append(f"| {label} | {c['params'] / 1e6:.2f} | {c['gflops']:.2f} | "
                     f"{c['fp32_ms']:.1f} | {c['bf16_ms']:.1f} | {c['memory_mb']:.0f} | "
-                    f"{step_text} |")
+                    f"{c['step_ms']:.0f} |")
     return "\n".join(rows)
 
 
