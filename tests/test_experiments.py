@@ -407,5 +407,5 @@ def test_costs_table_in_the_books_units():
     costs = {"a": {"params": 2_500_000, "gflops": 0.412, "fp32_ms": 11.84, "bf16_ms": 17.6,
                    "memory_mb": 296.7, "step_ms": 412.4, "threads": 2}}
     lines = costs_table(costs).splitlines()
-    assert lines[0].startswith("| model | parameters (M) | GFLOPs | fp32 (ms/image)")
+    assert lines[0].startswith("| model | params (M) | GFLOPs | fp32 (ms) | bf16 (ms) |")
     assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 412 |"

@@ -88,10 +88,11 @@ def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size:
 
 
 def costs_table(costs: dict[str, dict]) -> str:
-    """Markdown table of ``model_costs``: parameters (millions), GFLOPs, CPU latency per image
-    in fp32 and bf16 (ms), training memory (MiB) and the time of a training step (ms)."""
-    rows = ["| model | parameters (M) | GFLOPs | fp32 (ms/image) | bf16 (ms/image) "
-            "| training memory (MiB) | training step (ms) |", "|---|---|---|---|---|---|---|"]
+    """Markdown table of ``model_costs``, its headers short enough for the book's column:
+    parameters (millions), GFLOPs, CPU latency per image in fp32 and bf16 (ms), training
+    memory (MiB) and the time of a training step (ms)."""
+    rows = ["| model | params (M) | GFLOPs | fp32 (ms) | bf16 (ms) | memory (MiB) | step (ms) |",
+            "|---|---|---|---|---|---|---|"]
     for label, c in costs.items():
         rows.append(f"| {label} | {c['params'] / 1e6:.2f} | {c['gflops']:.2f} | "
                     f"{c['fp32_ms']:.1f} | {c['bf16_ms']:.1f} | {c['memory_mb']:.0f} | "
