@@ -483,7 +483,12 @@ def plot_class_gains(gains: dict[str, np.ndarray], classes: Sequence[str],
     Args:
         gains: model -> (K,) gains as fractions (``experiments.stats.class_gains``); NaN cells
             (a class absent from the labels) stay blank.
+
+    Raises:
+        ValueError: no gains.
     """
+    if not gains:
+        raise ValueError("no model's gains to show: gains is empty")
     ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 0.5 * len(gains) + 1.6))[1]
     table = 100 * np.array([gains[m] for m in gains], dtype=float)  # (models, K)
     limit = float(np.nanmax(np.abs(table))) if np.isfinite(table).any() else 1.0

@@ -180,3 +180,5 @@ def test_class_gain_heat_map_shows_points_and_marks_thin_classes():
     assert sorted(t.get_text() for t in ax.texts) == ["+10", "+2", "-5"]  # NaN left blank
     assert ax.images[0].get_clim() == (-10.0, 10.0)  # one symmetric scale
     plt.close(ax.figure)
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_class_gains({}, ["Road", "Pole"])
