@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from fusionlab.experiments import ablations
+from fusionlab.experiments.estimate import ASSUMED_TFLOPS
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -186,3 +187,19 @@ def test_every_cell_has_a_unique_id(path):
     missing = [i for i, x in enumerate(ids) if x is None]
     assert not missing, f"{path.name}: cells {missing} have no id"
     assert len(set(ids)) == len(ids), f"{path.name} repeats a cell id"
+
+
+def test_intro_estimates_every_chapter_on_colab_and_says_what_it_assumes():
+    intro = (BOOK / "intro.md").read_text()
+    rows = re.findall(r"^\| (\d) \| ([^|]+) \|", intro, flags=re.M)
+    assert [(int(n), title.strip()) for n, title in rows] == [
+        (c.number, c.title) for c in REGISTERED]
+    assert f"{ASSUMED_TFLOPS:g} TFLOP/s" in intro and "python -m fusionlab experiment estimate" in intro
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_trains_what_it_declares(path):
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                     if c["cell_type"] == "code")
+    assert code.count("live_run(") == 1 and "live_run(CHAPTER.live," in code
+    assert "live_steps = CHAPTER.live_steps(profile)" in code

@@ -1,4 +1,5 @@
-"""Command line of the experiments: ``python -m fusionlab experiment {run,merge,list} ...``."""
+"""Command line of the experiments: ``python -m fusionlab experiment {run,merge,list,estimate}
+...``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from fusionlab import distributed
 from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
 from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.store import merge_results, results_path
@@ -48,6 +50,14 @@ def main(argv: list[str] | None = None) -> None:
     merge.add_argument("files", type=Path, nargs="+")
     merge.add_argument("--out", type=Path, required=True)
     sub.add_parser("list", help="list the experiments and their variants")
+    estimate = sub.add_parser("estimate", help="estimate each chapter's live runs on a GPU (a "
+                              "Markdown table)")
+    estimate.add_argument("--profile", choices=sorted(PROFILES), default="gpu")
+    estimate.add_argument("--tflops", type=float, default=ASSUMED_TFLOPS,
+                          help="the GPU's sustained training throughput in TFLOP/s (default: "
+                               "%(default)s, assumed for Colab's T4)")
+    estimate.add_argument("--cores", type=int, default=ASSUMED_CORES,
+                          help="CPU cores preparing the images (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -55,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name}: {e.title}")
                 for label, v in e.variants.items():
                     print(f"  {label!r}: {v.model} {v.options}")
+            return
+        if args.command == "estimate":
+            print(estimate_table(get_profile(args.profile), args.tflops, args.cores))
             return
         if args.command == "merge":
             results = merge_results(args.name, args.files, args.out,

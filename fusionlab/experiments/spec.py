@@ -8,6 +8,7 @@ store and the report tables only read these descriptions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Callable
 
 from torch.utils.data import Dataset
@@ -144,6 +145,14 @@ class Chapter:
         arxiv: the arXiv ids of the papers it teaches (the intro links each).
         experiments: the experiments whose reference results it reads.
         models: the module of its models, e.g. ``"fusionlab.models.exfuse"``.
+        live: what the chapter trains while it executes, label -> variant (one seed each).
+        live_share: the share of the profile's steps each live model trains (the chapter's
+            time budget in the ``cpu`` profile decides it).
+        imagenet: the live models fine-tune the ImageNet encoder when its weights are there
+            (``imagenet_or_scratch``), instead of the profile's encoder.
+
+    Raises:
+        ValueError: a ``live_share`` outside (0, 1].
     """
 
     number: int
@@ -152,3 +161,16 @@ class Chapter:
     arxiv: tuple[str, ...]
     experiments: tuple[Experiment, ...]
     models: str
+    live: dict[str, Variant] = field(default_factory=dict)
+    live_share: Fraction = Fraction(1)
+    imagenet: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.live_share <= 1:
+            raise ValueError(f"chapter {self.number}: live_share must be in (0, 1], got "
+                             f"{self.live_share}")
+
+    def live_steps(self, profile: Profile) -> int:
+        """Steps of each live model in ``profile``: its share of the profile's schedule, at
+        least 1 (``floor(live_share * profile.steps)``)."""
+        return max(1, int(self.live_share * profile.steps))

@@ -3,6 +3,8 @@ the official code's focal loss, with the paper's numbers (PASCAL VOC 2012 val, m
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant)
@@ -94,4 +96,7 @@ MODELS = {"dfn": ModelSpec(build_dfn, DFN_OPTIONS, "DFN: Smooth and Border Netwo
 """DFN and its ladder for the builder table."""
 
 CHAPTER = Chapter(4, "04-dfn", "Channel attention and border supervision: DFN", ("1804.09337",),
-                  (EXPERIMENT,), "fusionlab.models.dfn")
+                  (EXPERIMENT,), "fusionlab.models.dfn",
+                  live={"DFN": EXPERIMENT.variants["DFN"],
+                        "Smooth Network": EXPERIMENT.variants["+DS (Smooth Network)"]},
+                  live_share=Fraction(3, 10))

@@ -6,6 +6,8 @@ PASCAL VOC 2012 val, ResNet-50, mIoU %.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant, as_tuple)
@@ -144,4 +146,7 @@ MODELS = {"dupsampling": ModelSpec(build_dupsampling, MODEL_OPTIONS,
 """The DUpsampling network and its bilinear twin for the builder table."""
 
 CHAPTER = Chapter(5, "05-dupsampling", "Label-space compression: DUpsampling", ("1903.02120",),
-                  (DUPSAMPLING,), "fusionlab.models.dupsampling")
+                  (DUPSAMPLING,), "fusionlab.models.dupsampling",
+                  live={"bilinear twin": DUPSAMPLING.variants["bilinear, OS 16"],
+                        "DUpsampling": DUPSAMPLING.variants["DUpsampling, OS 16"]},
+                  live_share=Fraction(3, 10))

@@ -3,6 +3,8 @@ numbers (PASCAL VOC 2012 val, mIoU %). Its Table 1 opens chapter 1 (``fusion_lev
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant, as_tuple)
@@ -89,4 +91,5 @@ pretrains on ImageNet after moving the blocks, cannot be applied to weights that
 pretrained comparison is GCN against ExFuse without LR, both on the encoder as it comes."""
 
 CHAPTER = Chapter(2, "02-exfuse", "The semantic gap: ExFuse", ("1804.03821",), (EXFUSE,),
-                  "fusionlab.models.exfuse")
+                  "fusionlab.models.exfuse", live={"ExFuse": EXFUSE.variants["ExFuse (all)"]},
+                  live_share=Fraction(1, 2))

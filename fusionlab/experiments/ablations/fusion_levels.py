@@ -3,6 +3,8 @@ encoder levels a top-down decoder fuses, with the paper's number (PASCAL VOC 201
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.encoders import LEVELS
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
@@ -50,4 +52,6 @@ FUSION_LEVELS = Experiment(
 ``c5`` variant and three of each fusion type."""
 
 CHAPTER = Chapter(1, "01-fusion-basics", "Encoders, decoders and the semantic gap", (),
-                  (FUSION_LEVELS,), "fusionlab.models.baselines")
+                  (FUSION_LEVELS,), "fusionlab.models.baselines",
+                  live={"FCN": Variant("fcn"), "FPN c2-c5": Variant("fpn")},
+                  live_share=Fraction(2, 3))

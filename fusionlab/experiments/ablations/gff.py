@@ -8,6 +8,8 @@ Cityscapes test mIoU, a level on another dataset and scale, not a gain to compar
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant)
@@ -106,4 +108,5 @@ MODELS = {"gff": ModelSpec(build_gffnet, MODEL_OPTIONS, "PSPNet with Gated Fully
 """GFFNet and its baseline for the builder table."""
 
 CHAPTER = Chapter(3, "03-gff", "Gating: Gated Fully Fusion", ("1904.01803",), (GFF,),
-                  "fusionlab.models.gff")
+                  "fusionlab.models.gff", live={"GFF": GFF.variants["GFF"]},
+                  live_share=Fraction(1, 2))

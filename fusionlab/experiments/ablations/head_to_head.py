@@ -10,6 +10,8 @@ adds DFN's Border Network and then a DUpsampling head to GFF + DFP.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from fusionlab.experiments.ablations.dfn import EXPERIMENT as DFN_EXPERIMENT
 from fusionlab.experiments.ablations.dupsampling import DUPSAMPLING
 from fusionlab.experiments.ablations.exfuse import EXFUSE
@@ -95,4 +97,6 @@ ImageNet weights fix."""
 
 CHAPTER = Chapter(6, "06-head-to-head", "The four papers head to head",
                   ("1804.03821", "1904.01803", "1804.09337", "1903.02120"), (HEAD_TO_HEAD,),
-                  "fusionlab.models.composed")
+                  "fusionlab.models.composed",
+                  live={label: HEAD_TO_HEAD.variants[label] for label in _PAPERS},
+                  live_share=Fraction(1, 10), imagenet=True)
