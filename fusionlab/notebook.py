@@ -1,6 +1,6 @@
 """What a chapter needs from the notebook around it, whether or not the book toolchain is
 installed: on Colab (the slim ``[colab]`` install) there is no myst-nb, whose ``glue`` hands
-values to the book's prose."""
+values to the book's prose; and the Markdown tables a chapter displays."""
 
 from __future__ import annotations
 
@@ -20,3 +20,23 @@ def glue(name: str, value, display: bool = True) -> None:
             show(value)
         return
     myst_glue(name, value, display=display)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: the header, the separator, then one line per row; every cell is
+    written with ``str`` (format numbers before), a ``|`` inside a cell escaped.
+
+    Raises:
+        ValueError: no header, or a row whose length is not the header's.
+    """
+    if not header:
+        raise ValueError("a table needs a header")
+    bad = [i for i, row in enumerate(rows) if len(row) != len(header)]
+    if bad:
+        raise ValueError(f"every row needs {len(header)} cells (the header's), rows {bad} have "
+                         f"{[len(rows[i]) for i in bad]}")
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])

@@ -98,7 +98,7 @@ def test_install_cell_installs_this_release_and_is_hidden(path):
     assert f'"{DISTRIBUTION}" in importlib.metadata.packages_distributions()' in install
     assert "remove-cell" in code[0]["metadata"].get("tags", [])
     setup = code[1]
-    assert "import" in _source(setup) and "use_book_style()" in _source(setup)
+    assert "import" in _source(setup) and "setup_chapter(CHAPTER)" in _source(setup)
     assert {"hide-input", "remove-cell"} & set(setup["metadata"].get("tags", []))
     assert "myst_nb" not in _source(setup)  # the slim install has no myst-nb
 
@@ -198,8 +198,9 @@ def test_intro_estimates_every_chapter_on_colab_and_says_what_it_assumes():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_trains_what_it_declares(path):
+def test_chapter_sets_up_in_one_call_and_trains_what_it_declares(path):
     code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                      if c["cell_type"] == "code")
     assert code.count("live_run(") == 1 and "live_run(CHAPTER.live," in code
+    assert code.count("setup_chapter(CHAPTER)") == 1 and "use_book_style()" not in code
     assert "live_steps = CHAPTER.live_steps(profile)" in code

@@ -57,7 +57,7 @@ def test_curves_table_rows_per_schedule_in_percent():
               "scratch": {1500: {0: 0.40, 1: 0.42}}}
     lines = curves_table(curves).splitlines()
     assert lines[0].startswith("| steps | ImageNet: mIoU (%) | seeds | gain over half the steps")
-    assert lines[2] == "| 750 | 49.7 ± 2.5 | 3 |  |  | |  |"
+    assert lines[2] == "| 750 | 49.7 ± 2.5 | 3 |  |  |  |  |"   # the missing curve: 3 blank cells
     assert lines[3].startswith("| 1500 | 53.7 ± 3.5 | 3 | +4.0 [+1.5, +6.5] | 41.0 ± 1.4 | 2 |")
 
 

@@ -25,6 +25,7 @@ from fusionlab.experiments.data import Data, load_data
 from fusionlab.experiments.profiles import Profile, with_encoder
 from fusionlab.experiments.spec import Chapter
 from fusionlab.losses import SegmentationLoss
+from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainConfig
 
 ASSUMED_TFLOPS = 5.0
@@ -132,14 +133,15 @@ def estimate_table(profile: Profile, tflops: float = ASSUMED_TFLOPS, cores: int 
     """
     data = data or load_data(profile)
     per_image = loader_seconds(data)
-    rows = [f"| chapter | title | live models x steps (batch {profile.batch_size}) | work "
-            f"(PFLOP) | arithmetic at {tflops:g} TFLOP/s (min) | loader on {cores} cores (min) "
-            "| estimate (min) |", "|---|---|---|---|---|---|---|"]
+    header = ["chapter", "title", f"live models x steps (batch {profile.batch_size})",
+              "work (PFLOP)", f"arithmetic at {tflops:g} TFLOP/s (min)",
+              f"loader on {cores} cores (min)", "estimate (min)"]
+    rows = []
     for chapter in CHAPTERS:
         e = chapter_estimate(chapter, profile, data, per_image, tflops, cores)
-        rows.append(f"| {chapter.number} | {chapter.title} | {e['models']} x {e['steps']} | "
-                    f"{e['tflop'] / 1000:.1f} | {e['compute_s'] / 60:.0f} | "
-                    f"{e['loader_s'] / 60:.1f} | {e['seconds'] / 60:.0f} |")
-    return "\n".join(rows) + (f"\n\nProfile {profile.name} at {profile.size[0]} x "
+        rows.append([chapter.number, chapter.title, f"{e['models']} x {e['steps']}",
+                     f"{e['tflop'] / 1000:.1f}", f"{e['compute_s'] / 60:.0f}",
+                     f"{e['loader_s'] / 60:.1f}", f"{e['seconds'] / 60:.0f}"])
+    return markdown_table(header, rows) + (f"\n\nProfile {profile.name} at {profile.size[0]} x "
                               f"{profile.size[1]} pixels on {data.source}; the loader takes "
                               f"{1000 * per_image:.1f} ms per training image on one core here.")

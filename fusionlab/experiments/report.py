@@ -20,6 +20,7 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import CONFIDENCE, paired_gain
 from fusionlab.models.base import SegmentationModel
+from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainResult, seed_everything, train
 
 METRIC_TITLES = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F",
@@ -91,13 +92,11 @@ def costs_table(costs: dict[str, dict]) -> str:
     """Markdown table of ``model_costs``, its headers short enough for the book's column:
     parameters (millions), GFLOPs, CPU latency per image in fp32 and bf16 (ms), training
     memory (MiB) and the time of a training step (ms)."""
-    rows = ["| model | params (M) | GFLOPs | fp32 (ms) | bf16 (ms) | memory (MiB) | step (ms) |",
-            "|---|---|---|---|---|---|---|"]
-    for label, c in costs.items():
-        rows.append(f"| {label} | {c['params'] / 1e6:.2f} | {c['gflops']:.2f} | "
-                    f"{c['fp32_ms']:.1f} | {c['bf16_ms']:.1f} | {c['memory_mb']:.0f} | "
-                    f"{c['step_ms']:.0f} |")
-    return "\n".join(rows)
+    return markdown_table(
+        ["model", "params (M)", "GFLOPs", "fp32 (ms)", "bf16 (ms)", "memory (MiB)", "step (ms)"],
+        [[label, f"{c['params'] / 1e6:.2f}", f"{c['gflops']:.2f}", f"{c['fp32_ms']:.1f}",
+          f"{c['bf16_ms']:.1f}", f"{c['memory_mb']:.0f}", f"{c['step_ms']:.0f}"]
+         for label, c in costs.items()])
 
 
 def _pct(x: float, sign: bool = False) -> str:
@@ -122,16 +121,10 @@ def results_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
         KeyError: a metric the summary does not hold.
     """
     summary = results["summary"]
-    rows = ["| variant | seeds | " + " | ".join(METRIC_TITLES.get(m, m) + " (%)"
-                                                 for m in metrics) + " |",
-            "|---|---|" + "---|" * len(metrics)]
-    for variant in (variants or list(summary)):
-        if variant not in summary:
-            continue
-        s = summary[variant]
-        rows.append(f"| {variant} | {len(s['seeds'])} | "
-                    + " | ".join(_cell(s[m]) for m in metrics) + " |")
-    return "\n".join(rows)
+    return markdown_table(
+        ["variant", "seeds", *(METRIC_TITLES.get(m, m) + " (%)" for m in metrics)],
+        [[v, len(summary[v]["seeds"]), *(_cell(summary[v][m]) for m in metrics)]
+         for v in (variants or list(summary)) if v in summary])
 
 
 def gains_table(results: dict, experiment: Experiment,
@@ -149,9 +142,7 @@ def gains_table(results: dict, experiment: Experiment,
     if pairs is None:
         pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     level = f"{100 * CONFIDENCE:.0f}%"
-    rows = ["| step | paper | " + " | ".join(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
-                                             for m in metrics)
-            + " | per seed (mIoU) | real? |", "|---|---|" + "---|" * (len(metrics) + 2)]
+    rows = []
     done = {r["variant"] for r in results["runs"]}
     for base, variant in pairs:
         if not {base, variant} <= done:
@@ -162,9 +153,11 @@ def gains_table(results: dict, experiment: Experiment,
         cells = [f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, {_pct(g['ci'][1], True)}]"
                  for g in gains.values()]
         per_seed = ", ".join(_pct(x, True) for x in gains[metrics[0]]["gains"])
-        rows.append(f"| {variant} vs {base} | {paper_text} | " + " | ".join(cells)
-                    + f" | {per_seed} | {'yes' if gains[metrics[0]]['real'] else 'no'} |")
-    return "\n".join(rows)
+        rows.append([f"{variant} vs {base}", paper_text, *cells, per_seed,
+                     "yes" if gains[metrics[0]]["real"] else "no"])
+    return markdown_table(["step", "paper", *(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
+                                              for m in metrics), "per seed (mIoU)", "real?"],
+                          rows)
 
 
 def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
@@ -175,21 +168,22 @@ def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
     summaries = {label: {row["steps"]: row for row in curve_summary(curve)}
                  for label, curve in curves.items()}
     steps = sorted({s for rows in summaries.values() for s in rows})
-    rows = ["| steps | " + " | ".join(f"{label}: mIoU (%) | seeds | gain over half the steps "
-                                      f"[{level} CI]" for label in curves) + " |",
-            "|---|" + "---|---|---|" * len(curves)]
+    header = ["steps"]
+    for label in curves:
+        header += [f"{label}: mIoU (%)", "seeds", f"gain over half the steps [{level} CI]"]
+    rows = []
     for s in steps:
-        cells = []
+        cells = [s]
         for label in curves:
             row = summaries[label].get(s)
             if row is None:
-                cells.append(" | | ")
+                cells += ["", "", ""]
                 continue
             gain = ("" if row["gain"] is None else f"{_pct(row['gain'], True)} "
                     f"[{_pct(row['ci'][0], True)}, {_pct(row['ci'][1], True)}]")
-            cells.append(f"{_cell(row)} | {row['n']} | {gain}")
-        rows.append(f"| {s} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+            cells += [_cell(row), row["n"], gain]
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
@@ -199,8 +193,7 @@ def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict
     interval, the seed count and the verdict, from scratch and on the ImageNet encoder; "not
     run" where a footing lacks the pair."""
     level = f"{100 * CONFIDENCE:.0f}%"
-    rows = [f"| comparison | paper | from scratch [{level} CI] | ImageNet encoder [{level} CI] |",
-            "|---|---|---|---|"]
+    rows = []
     for base, variant in experiment.pretrained:
         paper = experiment.paper.get(variant)
         cells = [f"{paper.value:+.1f}" if paper and paper.base == base else ""]
@@ -213,8 +206,9 @@ def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict
             verdict = ("real gain" if g["mean"] > 0 else "real loss") if g["real"] else "noise"
             cells.append(f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, "
                          f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds: {verdict}")
-        rows.append(f"| {variant} vs {base} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append([f"{variant} vs {base}", *cells])
+    return markdown_table(["comparison", "paper", f"from scratch [{level} CI]",
+                           f"ImageNet encoder [{level} CI]"], rows)
 
 
 def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, str]:

@@ -1,0 +1,64 @@
+"""What chapters read from stored reference results: runs, loss curves, the status and the
+opening section."""
+
+import numpy as np
+import pytest
+
+from fusionlab.experiments.reference import (final_loss, loss_curve, reference_section,
+                                             reference_status, stored_runs)
+
+
+def _history(scale):
+    return [{"step": s, "loss": scale / s} for s in range(10, 110, 10)]   # 10 entries
+
+
+def _results():
+    runs = [{"variant": "a", "seed": 0, "miou": 0.4, "final_loss": 0.9, "history": _history(1)},
+            {"variant": "b", "seed": 0, "miou": 0.5, "final_loss": 0.7},
+            {"variant": "a", "seed": 1, "miou": 0.6, "final_loss": 0.8, "history": _history(3)}]
+    summary = {"a": {"seeds": [0, 1]}, "b": {"seeds": [0]}}
+    return {"runs": runs, "summary": summary}
+
+
+def test_stored_runs_are_a_variants_runs_in_file_order():
+    results = _results()
+    assert [r["seed"] for r in stored_runs(results, "a")] == [0, 1]
+    assert stored_runs(results, "z") == [] and stored_runs(None, "a") == []
+
+
+def test_the_loss_curve_averages_the_seeds_and_the_final_loss_its_last_share():
+    steps, loss = loss_curve(_results(), "a")
+    assert steps.tolist() == list(range(10, 110, 10))
+    assert loss == pytest.approx([2 / s for s in range(10, 110, 10)])   # mean of 1/s and 3/s
+    assert final_loss(_results(), "a") == pytest.approx(2 / 100)        # steps > 90: step 100
+    assert final_loss(_results(), "a", share=0.25) == pytest.approx(np.mean([2 / 80, 2 / 90,
+                                                                             2 / 100]))
+    assert loss_curve(_results(), "b") is None and final_loss(_results(), "b") is None
+    assert final_loss(None, "a") is None
+    with pytest.raises(ValueError, match="share"):
+        final_loss(_results(), "a", share=0)
+    uneven = _results()
+    uneven["runs"][2]["history"] = _history(3)[:-1]
+    with pytest.raises(ValueError, match="different steps"):
+        loss_curve(uneven, "a")
+
+
+def test_status_and_section_say_what_is_stored_and_what_is_not():
+    results = _results()
+    assert reference_status(results, ["a", "b"]) == "2 of the 2 variants, all of them"
+    assert reference_status(results, ["a", "c", "d"]) == ("1 of the 3 variants; still to run: "
+                                                          "c, d")
+    assert reference_status(None, ["a"]) == "0 of the 1 variants; still to run: a"
+    assert reference_section(None, ["a"]) == ("No reference results found: run the command "
+                                              "above to produce them.")
+    assert reference_section(None, ["a"], "python -m fusionlab experiment run x") == (
+        "No reference results found; they are made by `python -m fusionlab experiment run x`.")
+
+
+def test_the_section_of_stored_results_is_their_provenance_then_their_table():
+    from fusionlab.experiments import load_results, provenance_line, results_table
+    stored = load_results("gff", "cpu")
+    section = reference_section(stored, ["GFF", "PSPNet"])
+    assert section == (provenance_line(stored) + "\n\n"
+                       + results_table(stored, variants=["GFF", "PSPNet"]))
+    assert section.index("| GFF |") < section.index("| PSPNet |")     # in the order asked
