@@ -62,3 +62,18 @@ def test_the_section_of_stored_results_is_their_provenance_then_their_table():
     assert section == (provenance_line(stored) + "\n\n"
                        + results_table(stored, variants=["GFF", "PSPNet"]))
     assert section.index("| GFF |") < section.index("| PSPNet |")     # in the order asked
+
+
+def test_live_summary_is_one_aligned_line_per_run():
+    from types import SimpleNamespace
+
+    from fusionlab.experiments import live_summary
+
+    def run(miou, seconds):
+        metrics = {"miou": miou, "pixel_accuracy": 0.9, "boundary_f": 0.25}
+        return SimpleNamespace(result=SimpleNamespace(metrics=metrics, train_seconds=seconds))
+
+    text = live_summary({"FCN": run(0.4, 12.4), "FPN c2-c5": run(0.5125, 30)})
+    assert text.splitlines() == [
+        "FCN        mIoU 0.400  pixel accuracy 0.900  boundary F 0.250  (12 s of training)",
+        "FPN c2-c5  mIoU 0.512  pixel accuracy 0.900  boundary F 0.250  (30 s of training)"]

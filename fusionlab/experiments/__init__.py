@@ -26,8 +26,8 @@ from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_e
 from fusionlab.experiments.report import (costs_table, curves_table, doubling_text,
                                           footing_reading, footing_table, gain_text,
                                           gain_verdict, gains_table,
-                                          live_run, model_costs, provenance_line, real_gains,
-                                          results_table)
+                                          live_run, live_summary, model_costs, provenance_line,
+                                          real_gains, results_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import (class_gains, mean_interval, paired_gain, summarise,
@@ -41,7 +41,7 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "SCHEDULES", "load_footings",
            "curve_summary", "learning_curve", "reference_schedule", "costs_table",
            "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_text", "gain_verdict",
-           "gains_table", "live_run", "model_costs", "provenance_line", "real_gains",
+           "gains_table", "live_run", "live_summary", "model_costs", "provenance_line", "real_gains",
            "results_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",
            "t_interval", "thin_iou",

@@ -57,6 +57,16 @@ def live_run(variants: dict[str, Variant], data: Data, profile: Profile, seed: i
     return runs
 
 
+def live_summary(live: dict[str, LiveRun]) -> str:
+    """One line per live run: its mIoU, pixel accuracy and boundary F-score on the validation
+    split (fractions) and its training time (seconds), the names padded to one width."""
+    width = max(map(len, live), default=0)
+    return "\n".join(
+        f"{name:{width}s}  mIoU {m['miou']:.3f}  pixel accuracy {m['pixel_accuracy']:.3f}  "
+        f"boundary F {m['boundary_f']:.3f}  ({run.result.train_seconds:.0f} s of training)"
+        for name, run in live.items() for m in [run.result.metrics])
+
+
 def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size: int,
                 repeats: int = 10, steps: int = 3) -> dict[str, dict]:
     """What each model costs on the CPU, measured in this process, one model after the other.
