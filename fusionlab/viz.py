@@ -420,6 +420,28 @@ def plot_ablation(results: dict, variants: Sequence[str], metric: str = "miou", 
     return ax
 
 
+def plot_ablation_panels(results: dict, variants: Sequence[str], title: str,
+                         metrics: Sequence[str] = ("miou", "thin_iou", "boundary_f")):
+    """``plot_ablation`` of each of ``metrics``, one panel above the other on a shared x axis,
+    under one ``title``.
+
+    Returns:
+        the figure (call ``plt.show()``).
+
+    Raises:
+        ValueError: no metrics.
+    """
+    if not metrics:
+        raise ValueError("no metrics to plot")
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(FIGURE_WIDTH, 2.4 * len(metrics)),
+                             sharex=True, squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics):
+        plot_ablation(results, variants, metric, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_learning_curves(curves: dict[str, dict[int, dict[int, float]]], ax=None):
     """Learning curves: the metric (in percent) against the training steps of each schedule,
     one line per curve (its mean over seeds, each seed as a dot), steps on a log axis.

@@ -182,3 +182,19 @@ def test_class_gain_heat_map_shows_points_and_marks_thin_classes():
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="empty"):
         viz.plot_class_gains({}, ["Road", "Pole"])
+
+
+def test_ablation_panels_stack_one_metric_each_on_a_shared_axis():
+    runs = [{"variant": v, "seed": s, "miou": m, "thin_iou": m / 2, "boundary_f": m / 3}
+            for v, s, m in [("a", 0, 0.4), ("a", 1, 0.5), ("b", 0, 0.6), ("b", 1, 0.7)]]
+    summary = {v: {k: {"mean": float(np.mean([r[k] for r in runs if r["variant"] == v])),
+                       "std": 0.0} for k in ("miou", "thin_iou", "boundary_f")}
+               for v in ("a", "b")}
+    fig = viz.plot_ablation_panels({"runs": runs, "summary": summary}, ["b", "a", "c"], "t")
+    assert len(fig.axes) == 3 and fig._suptitle.get_text() == "t"
+    assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == ["b", "a"]  # c not run
+    means = fig.axes[0].lines[0].get_ydata()                       # the mIoU panel first
+    assert list(means) == pytest.approx([0.65, 0.45])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="metrics"):
+        viz.plot_ablation_panels({"runs": runs, "summary": summary}, ["a"], "t", metrics=())
