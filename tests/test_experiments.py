@@ -14,7 +14,7 @@ from conftest import real_weights
 
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
-                                   ResultsConflict, Variant, class_gains, costs_table,
+                                   ResultsConflict, Variant, class_gains, costs_profile, costs_table,
                                    gains_table, get_profile, load_data, mean_interval,
                                    gain_verdict, merge_results, paired_gain, parse_options,
                                    provenance_line, read_results, real_gains, results_table,
@@ -243,6 +243,19 @@ def test_a_dry_run_keeps_the_profiles_shapes_and_only_checks(monkeypatch):
     assert gpu.widths == PROFILES["gpu"].widths and gpu.num_workers == PROFILES["gpu"].num_workers
     assert gpu.steps == 2 and gpu.checks_only and not PROFILES["gpu"].checks_only
     assert PROFILES["smoke"].checks_only and not PROFILES["cpu"].checks_only
+
+
+def test_costs_are_measured_at_the_reference_runs_size_in_every_profile_but_smoke(monkeypatch):
+    gpu = with_encoder(PROFILES["gpu"], "mobilenet_v2-imagenet")
+    measured = costs_profile(gpu)
+    assert measured.size == PROFILES["cpu"].size == (120, 160)
+    assert measured.batch_size == PROFILES["cpu"].batch_size
+    assert measured.encoder == "mobilenet_v2-imagenet"  # the encoder of the profile it measures for
+    assert costs_profile(PROFILES["smoke"]) is PROFILES["smoke"]
+    # a dry run of the gpu profile measures what the real gpu run measures, on a dry-run batch
+    monkeypatch.setenv("FUSIONLAB_DRY_RUN", "1")
+    dry = costs_profile(get_profile("gpu"))
+    assert dry.size == (120, 160) and dry.batch_size == 2 and dry.checks_only
 
 
 def test_merge_results_of_parallel_runs(tmp_path, no_camvid):

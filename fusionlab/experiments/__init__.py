@@ -21,8 +21,8 @@ from fusionlab.experiments.data import Data, load_data
 from fusionlab.experiments.curves import (IMAGENET, SCHEDULES, curve_summary,
                                           learning_curve, load_footings, reference_schedule)
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_encoder,
-                                            get_profile, imagenet_or_scratch, train_config,
-                                            with_encoder)
+                                            costs_profile, get_profile, imagenet_or_scratch,
+                                            train_config, with_encoder)
 from fusionlab.experiments.report import (costs_table, curves_table, doubling_text,
                                           footing_reading, footing_table, gain_text,
                                           gain_verdict, gains_table,
@@ -37,7 +37,8 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
            "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
-           "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "IMAGENET",
+           "costs_profile", "get_profile", "imagenet_or_scratch", "with_encoder", "train_config",
+           "IMAGENET",
            "SCHEDULES", "load_footings",
            "curve_summary", "learning_curve", "reference_schedule", "costs_table",
            "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_text", "gain_verdict",

@@ -163,6 +163,17 @@ def with_encoder(profile: Profile, encoder: str | None) -> Profile:
         profile, encoder=encoder)
 
 
+def costs_profile(profile: Profile) -> Profile:
+    """The profile a model's costs are measured at for ``profile`` (chapter 6's table and Pareto
+    plots): the ``cpu`` profile's size and batch, those of the reference runs the costs are set
+    against, on ``profile``'s encoder; ``smoke`` measures at its own size. Under
+    ``FUSIONLAB_DRY_RUN=1`` it is the ``cpu`` profile's dry run, so a dry run measures what its
+    real run would (at 120 x 160, not 360 x 480, where bfloat16 on a CPU without native support
+    takes minutes per model)."""
+    return profile if profile.name == "smoke" else with_encoder(get_profile("cpu"),
+                                                                profile.encoder)
+
+
 def imagenet_or_scratch(profile: Profile) -> tuple[Profile, str]:
     """``profile`` on the ImageNet MobileNetV2 when its weights can be found or downloaded
     (``fusionlab.weights.find_weights``), else unchanged, with a banner saying why.
