@@ -1,16 +1,21 @@
-"""Command line of the experiments: ``python -m fusionlab experiment {run,merge,list,estimate}
-...``."""
+"""Command line of the experiments: ``python -m fusionlab experiment
+{run,merge,list,estimate,queue} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+import sys
 from pathlib import Path
 
 from fusionlab import distributed
 from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
 from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
+from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, pending_jobs,
+                                         run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.store import merge_results, results_path
 
@@ -58,8 +63,27 @@ def main(argv: list[str] | None = None) -> None:
                                "%(default)s, assumed for Colab's T4)")
     estimate.add_argument("--cores", type=int, default=ASSUMED_CORES,
                           help="CPU cores preparing the images (default: %(default)s)")
+    queue = sub.add_parser("queue", help="train the reference runs the papers' footing still "
+                           "lacks (ImageNet encoder), a few processes at a time, merging each")
+    queue.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    queue.add_argument("--steps", type=int, default=None,
+                       help="training steps per run (default: the reference schedule settled "
+                            "by chapter 1's learning curve)")
+    queue.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    queue.add_argument("--experiments", nargs="+", choices=sorted(EXPERIMENTS), default=None,
+                       help="a subset of the experiments (default: all)")
+    queue.add_argument("--workers", type=int, default=2, help="runs at once (default: 2)")
+    queue.add_argument("--threads", type=int, default=1,
+                       help="threads per run on a CPU (default: 1)")
+    queue.add_argument("--work-dir", type=Path, default=Path("reference-runs"),
+                       help="each run's results file and log (default: ./reference-runs)")
+    queue.add_argument("--list", action="store_true",
+                       help="print the runs still missing and train nothing")
     args = parser.parse_args(argv)
     try:
+        if args.command == "queue":
+            queue_command(args, parser)
+            return
         if args.command == "list":
             for name, e in EXPERIMENTS.items():
                 print(f"{name}: {e.title}")
@@ -94,3 +118,32 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"
               f"  thin {100 * s['thin_iou']['mean']:5.1f}  boundary F "
               f"{100 * s['boundary_f']['mean']:5.1f}  ({len(s['seeds'])} seeds)")
+
+
+def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``experiment queue``: list, or train and merge, the footing's missing runs.
+
+    Raises:
+        SystemExit: no reference schedule and no ``--steps`` (status 2); a run that failed or
+            was not merged (status 1).
+    """
+    steps = args.steps if args.steps is not None else footing_steps(args.profile)
+    if steps is None or steps < 1:
+        parser.exit(2, f"error: --steps must be positive, got {steps}\n" if steps is not None
+                    else "error: give --steps: chapter 1's learning curve on the ImageNet "
+                         "encoder has not settled a reference schedule yet\n")
+    profile = footing_profile(get_profile(args.profile), steps)
+    jobs = pending_jobs(footing_jobs(args.seeds, args.experiments), profile)
+    print(f"{len(jobs)} runs missing at {steps} steps on the ImageNet encoder "
+          f"({args.profile} profile)")
+    if args.list:
+        for job in jobs:
+            print(f"  {job.experiment} | {job.variant} | seed {job.seed}")
+        return
+    # SIGTERM ends the queue as Ctrl-C does: its runs in flight stop with it
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    status = run_queue(jobs, profile, args.work_dir, args.workers, args.threads)
+    failed = [job for job, code in status.items() if code != 0]
+    if failed:
+        parser.exit(1, f"error: {len(failed)} of {len(status)} runs failed or were not merged "
+                       "(see the lines above)\n")

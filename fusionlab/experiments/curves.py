@@ -88,6 +88,17 @@ IMAGENET = "mobilenet_v2-imagenet"
 """The encoder of the papers' footing: MobileNetV2 with torchvision's ImageNet weights."""
 
 
+def footing_steps(profile: str = "cpu") -> int | None:
+    """The reference schedule of the runs on the ImageNet encoder (the papers' footing):
+    ``reference_schedule`` of chapter 1's learning curve of FPN c2-c5 on that encoder, or
+    ``None`` until the curve settles it.
+
+    Raises:
+        ValueError: an unknown profile, a corrupt results file.
+    """
+    return reference_schedule(learning_curve("fusion-levels", "FPN c2-c5", profile, IMAGENET))
+
+
 def load_footings(name: str, profile: str = "cpu") -> tuple[dict | None, dict | None, int | None]:
     """An experiment's stored results on both footings: (from scratch at the profile's own
     schedule, on the ImageNet encoder at its reference schedule, that schedule). The reference
@@ -97,6 +108,6 @@ def load_footings(name: str, profile: str = "cpu") -> tuple[dict | None, dict | 
     Raises:
         ValueError: a corrupt results file (see ``store.read_results``).
     """
-    steps = reference_schedule(learning_curve("fusion-levels", "FPN c2-c5", profile, IMAGENET))
+    steps = footing_steps(profile)
     pretrained = None if steps is None else load_results(name, profile, steps, IMAGENET)
     return load_results(name, profile), pretrained, steps

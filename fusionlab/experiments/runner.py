@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -20,7 +19,7 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
                                          git_commit, read_results, results_path,
-                                         stored_results, write_results)
+                                         stored_config, stored_results, write_results)
 from fusionlab.train import seed_everything, train
 
 
@@ -117,7 +116,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     if unknown:
         raise ValueError(f"unknown variants {unknown}; {name} has {list(experiment.variants)}")
     out = Path(out or results_path(name, profile.name))
-    config = json.loads(json.dumps(dataclasses.asdict(profile)))  # as stored in JSON
+    config = stored_config(profile)
     definitions = variant_definitions(experiment)
     previous = read_results(out) if out.is_file() else None
     if previous is not None:

@@ -76,6 +76,11 @@ def results_path(name: str, profile: str, steps: int | None = None,
     return results_dir() / f"{'-'.join(parts)}.json"
 
 
+def stored_config(profile: Profile) -> dict:
+    """``profile`` as a results file stores it (its ``profile_config``: tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(profile)))
+
+
 def read_results(path: str | os.PathLike) -> dict:
     """Read a results file.
 

@@ -1,0 +1,243 @@
+"""The reference runs of the papers' footing as a queue: every run the pretrained comparisons
+still lack (``Experiment.pretrained``, on the ImageNet encoder at the reference schedule),
+trained a few at a time in processes of their own and merged into the stored results as each
+one finishes. ``python -m fusionlab experiment queue`` is its command line.
+
+One run is one ``experiment run NAME --variants V --seeds S --out PART`` process, so a queue
+stopped at any moment loses at most the runs in flight, and the next queue starts from what is
+stored. On a CPU, processes of one thread each use the cores better than one process of many
+threads (the models are small); on a GPU several processes share the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fusionlab
+from fusionlab.experiments.ablations import EXPERIMENTS
+from fusionlab.experiments.curves import IMAGENET
+from fusionlab.experiments.profiles import Profile, with_encoder
+from fusionlab.experiments.runner import run_experiment, variant_definitions
+from fusionlab.experiments.store import (departures, merge_results, read_results,
+                                         results_path, stored_config, stored_results)
+
+SEEDS = (0, 1, 2, 3, 4)
+"""The seeds of the footing comparisons (issue: 5 seeds, paired 95% intervals)."""
+
+FIRST_SEEDS = 3
+"""Seeds below this come first for every comparison, so that each block that finishes already
+gives a paired interval; the rest of the seeds follow."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One reference run: a variant of an experiment, trained once with one seed."""
+
+    experiment: str
+    variant: str
+    seed: int
+
+    @property
+    def slug(self) -> str:
+        """A file name for the job's results and log (letters, digits and ``_`` only)."""
+        text = f"{self.experiment}--{self.variant}--{self.seed}"
+        return "".join(c if c.isalnum() or c == "-" else "_" for c in text)
+
+
+def footing_profile(profile: Profile, steps: int) -> Profile:
+    """``profile`` on the ImageNet encoder for ``steps`` training steps: the configuration of
+    the footing comparisons' reference runs."""
+    return with_encoder(dataclasses.replace(profile, steps=steps), IMAGENET)
+
+
+def footing_jobs(seeds=SEEDS, experiments=None) -> list[Job]:
+    """Every run of the pretrained comparisons of ``experiments`` (default: all) for
+    ``seeds``, less the borrowed variants (their own experiment trains them), in the order they
+    are worth running: the seeds below ``FIRST_SEEDS`` of each experiment's first comparison
+    (its headline), then of its other comparisons, then the remaining seeds; experiments in
+    chapter order within each block.
+
+    Raises:
+        ValueError: an unknown experiment.
+    """
+    unknown = sorted(set(experiments or ()) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown experiments {unknown}; known: {list(EXPERIMENTS)}")
+    names = [n for n in EXPERIMENTS if experiments is None or n in experiments]
+    ranked = []
+    for rank, name in enumerate(names):
+        experiment = EXPERIMENTS[name]
+        headline = set(experiment.pretrained[0]) if experiment.pretrained else set()
+        for order, variant in enumerate(experiment.pretrained_variants):
+            if variant in experiment.borrowed:
+                continue
+            for seed in seeds:
+                key = (seed >= FIRST_SEEDS, variant not in headline, rank, seed, order)
+                ranked.append((key, Job(name, variant, seed)))
+    return [job for _, job in sorted(ranked, key=lambda pair: pair[0])]
+
+
+def stored_path(name: str, profile: Profile) -> Path:
+    """Where ``experiment run`` stores ``name`` in ``profile`` by default
+    (``store.results_path``, with the ``--steps`` and ``--encoder`` it departs by)."""
+    steps, encoder = departures(stored_config(profile))
+    return results_path(name, profile.name, steps, encoder)
+
+
+def pending_jobs(jobs: list[Job], profile: Profile) -> list[Job]:
+    """The ``jobs`` whose run is not in the stored results of ``profile``'s configuration.
+
+    Raises:
+        ValueError: a corrupt results file.
+    """
+    done = {}
+    for name in dict.fromkeys(job.experiment for job in jobs):
+        stored = stored_results(name, stored_config(profile))
+        done[name] = {(r["variant"], r["seed"]) for r in (stored or {}).get("runs", [])}
+    return [job for job in jobs if (job.variant, job.seed) not in done[job.experiment]]
+
+
+def job_command(job: Job, profile: Profile, part: Path, require_data: bool = True) -> list[str]:
+    """The ``experiment run`` command line that trains ``job`` into the file ``part``."""
+    steps, encoder = departures(stored_config(profile))
+    return [sys.executable, "-m", "fusionlab", "experiment", "run", job.experiment,
+            "--profile", profile.name, "--variants", job.variant, "--seeds", str(job.seed),
+            "--out", str(part),
+            *(["--steps", str(steps)] if steps else []),
+            *(["--encoder", encoder] if encoder else []),
+            *(["--require-data"] if require_data else [])]
+
+
+def merge_part(job: Job, part: Path, profile: Profile) -> bool:
+    """Merge the results file ``part`` of one finished ``job`` into the stored results of
+    ``profile``'s configuration; ``False`` when the stored results hold its run already.
+
+    Raises:
+        ValueError: ``part`` lacks the job's run, or holds another configuration.
+    """
+    runs = read_results(part)["runs"]
+    if not any(r["variant"] == job.variant and r["seed"] == job.seed for r in runs):
+        raise ValueError(f"{part} holds no run of {job.variant!r}, seed {job.seed}")
+    out = stored_path(job.experiment, profile)
+    definitions = variant_definitions(EXPERIMENTS[job.experiment])
+    if out.is_file():
+        stored = read_results(out)
+        if any(r["variant"] == job.variant and r["seed"] == job.seed for r in stored["runs"]):
+            return False
+        merge_results(job.experiment, [out, part], out, definitions)
+    else:
+        merge_results(job.experiment, [part], out, definitions)
+    return True
+
+
+def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS,
+                      require_data: bool = True) -> list[str]:
+    """Copy the stored runs of ``name`` into the stored results of every experiment that
+    borrows from it (``experiment run BORROWER --borrowed-only``); the borrowers' names.
+
+    Raises:
+        DataNotFoundError: no CamVid when ``require_data`` (the results name their data).
+    """
+    borrowers = [e.name for e in EXPERIMENTS.values()
+                 if any(source == name for source, _ in e.borrowed.values())]
+    for borrower in borrowers:
+        run_experiment(borrower, profile, list(seeds), stored_path(borrower, profile),
+                       require_data=require_data or None, borrowed_only=True)
+    return borrowers
+
+
+def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 2,
+              threads: int = 1, require_data: bool = True, poll_seconds: float = 5.0,
+              say=print) -> dict[Job, int]:
+    """Train ``jobs`` ``workers`` at a time, each in its own process with ``threads`` threads,
+    and merge each finished run into the stored results (``merge_part``), then into the
+    experiments that borrow it (``refresh_borrowers``).
+
+    Each job writes ``work_dir/SLUG.json`` and its output to ``work_dir/SLUG.log``; a job whose
+    results file already holds its run (a queue stopped between a run and its merge) is merged
+    without training again. The merges happen in this process, one at a time. Interrupted (an
+    exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs in flight, which
+    the next queue trains again.
+
+    Args:
+        jobs: in the order to start them (e.g. ``pending_jobs(footing_jobs(), profile)``).
+        profile: the configuration every job trains (e.g. ``footing_profile``).
+        workers: how many jobs train at once.
+        threads: ``OMP_NUM_THREADS`` of each job.
+        say: called with one line per started and finished job.
+
+    Returns:
+        job -> the exit status of its process (0: trained and merged).
+
+    Raises:
+        ValueError: ``workers`` or ``threads`` below 1.
+    """
+    if workers < 1 or threads < 1:
+        raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    package_root = str(Path(fusionlab.__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TQDM_DISABLE": "1",  # the queue reports each run; a run's log stays short
+           # the children import this very package, wherever they start
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
+                                                       os.environ.get("PYTHONPATH")]))}
+    todo, running, status = list(jobs), {}, {}
+    seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
+    name = "{0.experiment} | {0.variant} | seed {0.seed}".format
+
+    def finish(job: Job, code: int, seconds: float | None) -> None:
+        part = work_dir / f"{job.slug}.json"
+        if code == 0:
+            try:
+                merged = merge_part(job, part, profile)
+                refresh_borrowers(job.experiment, profile, seeds, require_data)
+            except ValueError as err:  # a conflicting results file: said, and the part kept
+                say(f"NOT MERGED {name(job)}: {err}")
+                status[job] = -1
+                return
+            run = next(r for r in read_results(part)["runs"]
+                       if r["variant"] == job.variant and r["seed"] == job.seed)
+            when = "trained earlier" if seconds is None else f"in {seconds / 60:.0f} min"
+            say(f"done {name(job)}: mIoU {100 * run['miou']:.1f} ({when})"
+                + ("" if merged else ", already stored"))
+        else:
+            say(f"FAILED {name(job)}: exit {code}, see {work_dir / (job.slug + '.log')}")
+        status[job] = code
+
+    def start_and_poll() -> None:
+        while todo and len(running) < workers:
+            job = todo.pop(0)
+            part = work_dir / f"{job.slug}.json"
+            if part.is_file() and any(r["variant"] == job.variant and r["seed"] == job.seed
+                                      for r in read_results(part)["runs"]):
+                finish(job, 0, None)
+                continue
+            log = open(work_dir / f"{job.slug}.log", "w")
+            command = job_command(job, profile, part, require_data)
+            log.write(" ".join(command) + "\n")
+            log.flush()
+            running[job] = (subprocess.Popen(command, env=env, stdout=log,
+                                             stderr=subprocess.STDOUT), log, time.time())
+            say(f"start {name(job)}")
+        time.sleep(poll_seconds if running else 0)
+        for job, (process, log, started) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[job]
+                finish(job, process.returncode, time.time() - started)
+
+    try:
+        while todo or running:
+            start_and_poll()
+    finally:  # interrupted: the runs in flight stop too, so that none trains twice later
+        for process, log, _ in running.values():
+            process.terminate()
+            process.wait()
+            log.close()
+    return status

@@ -1,0 +1,143 @@
+"""The queue of reference runs: which runs the footing comparisons need, in which order, and a
+queue of real processes that trains them and merges each into the stored results."""
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, with_encoder
+from fusionlab.experiments.cli import main
+from fusionlab.experiments.queue import (FIRST_SEEDS, SEEDS, Job, footing_jobs, footing_profile,
+                                         job_command, pending_jobs, run_queue, stored_path)
+
+
+@pytest.fixture
+def no_camvid(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(folder))
+    return folder
+
+
+def test_the_footing_needs_every_pretrained_variant_but_the_borrowed_for_every_seed():
+    jobs = footing_jobs()
+    expected = {(e.name, v, s) for e in EXPERIMENTS.values() for v in e.pretrained_variants
+                if v not in e.borrowed for s in SEEDS}
+    assert {(j.experiment, j.variant, j.seed) for j in jobs} == expected
+    assert len(jobs) == len(expected)                                   # nothing twice
+    head = [j for j in jobs if j.experiment == "head-to-head"]
+    assert {j.variant for j in head} == {"GFF+DFP + borders", "GFF+DFP + borders + DUpsampling"}
+
+
+def test_the_headlines_first_seeds_come_first_then_the_rest():
+    jobs = footing_jobs()
+    headline = {(e.name, v) for e in EXPERIMENTS.values() if e.pretrained
+                for v in e.pretrained[0] if v not in e.borrowed}
+    block = [(j.experiment, j.variant) in headline and j.seed < FIRST_SEEDS for j in jobs]
+    first = block.index(False)
+    assert all(block[:first]) and not any(block[first:])       # one leading block
+    assert first == len(headline) * FIRST_SEEDS
+    late = [j.seed >= FIRST_SEEDS for j in jobs]
+    assert late == sorted(late)                                 # seeds 3-4 after all of 0-2
+    order = list(EXPERIMENTS)                                   # chapter order in a block
+    ranks = [order.index(j.experiment) for j in jobs[:first]]
+    assert ranks == sorted(ranks)
+    only = footing_jobs(seeds=(0,), experiments=["gff", "exfuse"])
+    assert [j.experiment for j in only][:2] == ["exfuse", "exfuse"]   # chapter order, not given
+    with pytest.raises(ValueError, match="unknown experiments"):
+        footing_jobs(experiments=["sfnet"])
+
+
+def test_a_job_trains_on_the_footing_profile_into_its_own_file(tmp_path):
+    profile = footing_profile(PROFILES["cpu"], 3000)
+    assert profile.encoder == "mobilenet_v2-imagenet" and profile.steps == 3000
+    job = Job("exfuse", "GCN, encoder's layout", 2)
+    command = job_command(job, profile, tmp_path / "part.json")
+    assert command[-11:] == ["--variants", "GCN, encoder's layout", "--seeds", "2",
+                             "--out", str(tmp_path / "part.json"), "--steps", "3000",
+                             "--encoder", "mobilenet_v2-imagenet", "--require-data"]
+    assert job.slug == "exfuse--GCN__encoder_s_layout--2"
+    assert stored_path("exfuse", profile).name == "exfuse-cpu-mobilenet_v2-imagenet-3000steps.json"
+    own = job_command(job, PROFILES["cpu"], tmp_path / "p.json", require_data=False)
+    assert "--steps" not in own and "--encoder" not in own and "--require-data" not in own
+
+
+def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvid):
+    # two real runs in two processes, on the smoke profile's scratch MobileNetV2 (no weights)
+    profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
+    jobs = [Job("fusion-levels", "FPN c2-c5", 0), Job("dupsampling", "bilinear, OS 16", 1)]
+    assert pending_jobs(jobs, profile) == jobs
+    lines = []
+    status = run_queue(jobs, profile, tmp_path / "work", workers=2, threads=1,
+                       require_data=False, poll_seconds=0.5, say=lines.append)
+    assert status == {job: 0 for job in jobs}, lines
+    for job in jobs:
+        stored = read_results(stored_path(job.experiment, profile))
+        assert [(r["variant"], r["seed"]) for r in stored["runs"]] == [(job.variant, job.seed)]
+        assert stored["provenance"]["threads"] == [1]                 # one thread per process
+        assert (tmp_path / "work" / f"{job.slug}.log").read_text().startswith(
+            f"{job_command(job, profile, tmp_path / 'work' / (job.slug + '.json'), False)[0]}")
+    borrowed = read_results(stored_path("head-to-head", profile))     # chapter 6 borrows FPN
+    assert [(r["variant"], r["seed"]) for r in borrowed["runs"]] == [("FPN", 0)]
+    assert borrowed["runs"][0]["borrowed_from"].startswith("fusion-levels: FPN c2-c5")
+    assert pending_jobs(jobs, profile) == []
+    assert sum(line.startswith("start") for line in lines) == 2
+    assert sum(line.startswith("done") for line in lines) == 2
+
+    # stopped between a run and its merge: the next queue merges the run, trains nothing
+    stored = stored_path("dupsampling", profile)
+    stored.unlink()
+    lines.clear()
+    status = run_queue(jobs[1:], profile, tmp_path / "work", require_data=False, say=lines.append)
+    assert status == {jobs[1]: 0} and not any(line.startswith("start") for line in lines)
+    assert "trained earlier" in lines[0]
+    assert [(r["variant"], r["seed"]) for r in read_results(stored)["runs"]] == [
+        ("bilinear, OS 16", 1)]
+
+
+def test_a_failed_run_is_reported_and_the_queue_goes_on(tmp_path, results, no_camvid):
+    profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
+    bad = Job("gff", "no such variant", 0)
+    lines = []
+    status = run_queue([bad], profile, tmp_path / "work", require_data=False,
+                       poll_seconds=0.2, say=lines.append)
+    assert status == {bad: 2}                                   # the CLI's error status
+    assert lines[-1].startswith("FAILED gff | no such variant | seed 0: exit 2")
+    assert "unknown variants" in (tmp_path / "work" / f"{bad.slug}.log").read_text()
+    assert not stored_path("gff", profile).exists()
+    with pytest.raises(ValueError, match="at least 1"):
+        run_queue([bad], profile, tmp_path / "work", workers=0)
+
+
+def test_an_interrupted_queue_stops_its_runs(tmp_path, results, no_camvid):
+    profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
+    job = Job("fusion-levels", "c5", 0)
+
+    def interrupt(line):
+        if line.startswith("start"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_queue([job], profile, tmp_path / "work", require_data=False, say=interrupt)
+    part = tmp_path / "work" / f"{job.slug}.json"
+    alive = subprocess.run(["pgrep", "-f", str(part)], capture_output=True)
+    assert alive.returncode == 1                                 # no process left behind
+    assert not part.exists() and pending_jobs([job], profile) == [job]
+
+
+def test_the_command_line_lists_what_is_missing(results, capsys):
+    # no results at 1234 steps, neither here nor in the package: every run is missing
+    main(["queue", "--steps", "1234", "--list", "--experiments", "dupsampling"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "10 runs missing at 1234 steps on the ImageNet encoder (cpu profile)"
+    assert out[1] == "  dupsampling | bilinear, OS 16 | seed 0"
+    assert out[2] == "  dupsampling | DUpsampling, OS 16 | seed 0"
+    assert len(out) == 11
+    with pytest.raises(SystemExit):
+        main(["queue", "--experiments", "sfnet"])
