@@ -90,13 +90,17 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert sum(line.startswith("start") for line in lines) == 2
     assert sum(line.startswith("done") for line in lines) == 2
 
-    # stopped between a run and its merge: the next queue merges the run, trains nothing
+    # stopped between a run and its merge: the next queue merges that run before it starts
+    # anything (here a run that fails at once)
     stored = stored_path("dupsampling", profile)
     stored.unlink()
     lines.clear()
-    status = run_queue(jobs[1:], profile, tmp_path / "work", require_data=False, say=lines.append)
-    assert status == {jobs[1]: 0} and not any(line.startswith("start") for line in lines)
-    assert "trained earlier" in lines[0]
+    failing = Job("gff", "no such variant", 0)
+    status = run_queue([failing, jobs[1]], profile, tmp_path / "work", require_data=False,
+                       poll_seconds=0.2, say=lines.append)
+    assert status == {jobs[1]: 0, failing: 2}
+    assert lines[0].startswith("done dupsampling | bilinear, OS 16 | seed 1")
+    assert "trained earlier" in lines[0] and lines[1] == "start gff | no such variant | seed 0"
     assert [(r["variant"], r["seed"]) for r in read_results(stored)["runs"]] == [
         ("bilinear, OS 16", 1)]
 

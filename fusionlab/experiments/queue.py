@@ -160,7 +160,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
 
     Each job writes ``work_dir/SLUG.json`` and its output to ``work_dir/SLUG.log``; a job whose
     results file already holds its run (a queue stopped between a run and its merge) is merged
-    without training again. The merges happen in this process, one at a time. Interrupted (an
+    first, without training again. The merges happen in this process, one at a time. Interrupted (an
     exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs in flight, which
     the next queue trains again.
 
@@ -187,7 +187,13 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
            # the children import this very package, wherever they start
            "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                        os.environ.get("PYTHONPATH")]))}
-    todo, running, status = list(jobs), {}, {}
+    def trained(job: Job) -> bool:  # its run is in its results file, waiting to be merged
+        part = work_dir / f"{job.slug}.json"
+        return part.is_file() and any(r["variant"] == job.variant and r["seed"] == job.seed
+                                      for r in read_results(part)["runs"])
+
+    # the runs trained already are merged first, the rest start in the order given
+    todo, running, status = sorted(jobs, key=lambda job: not trained(job)), {}, {}
     seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
 
@@ -214,8 +220,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         while todo and len(running) < workers:
             job = todo.pop(0)
             part = work_dir / f"{job.slug}.json"
-            if part.is_file() and any(r["variant"] == job.variant and r["seed"] == job.seed
-                                      for r in read_results(part)["runs"]):
+            if trained(job):
                 finish(job, 0, None)
                 continue
             log = open(work_dir / f"{job.slug}.log", "w")
