@@ -35,6 +35,15 @@ def test_the_footing_needs_every_pretrained_variant_but_the_borrowed_for_every_s
     assert {j.variant for j in head} == {"GFF+DFP + borders", "GFF+DFP + borders + DUpsampling"}
 
 
+def test_every_run_chapter_6_borrows_is_on_the_footing_queue():
+    jobs = {(j.experiment, j.variant) for j in footing_jobs()}
+    head = EXPERIMENTS["head-to-head"]
+    assert head.borrowed and all(pair in jobs for pair in head.borrowed.values())
+    # each paper's own model: DUpsampling fuses c2 (its Table 2), not Table 1's unfused model
+    assert head.borrowed["DUpsampling"] == ("dupsampling", "+c2")
+    assert head.variants["DUpsampling"].options["fuse"] == ("c2",)
+
+
 def test_the_headlines_first_seeds_come_first_then_the_rest():
     jobs = footing_jobs()
     headline = {(e.name, v) for e in EXPERIMENTS.values() if e.pretrained
@@ -139,9 +148,9 @@ def test_the_command_line_lists_what_is_missing(results, capsys):
     # no results at 1234 steps, neither here nor in the package: every run is missing
     main(["queue", "--steps", "1234", "--list", "--experiments", "dupsampling"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "10 runs missing at 1234 steps on the ImageNet encoder (cpu profile)"
+    assert out[0] == "15 runs missing at 1234 steps on the ImageNet encoder (cpu profile)"
     assert out[1] == "  dupsampling | bilinear, OS 16 | seed 0"
     assert out[2] == "  dupsampling | DUpsampling, OS 16 | seed 0"
-    assert len(out) == 11
+    assert len(out) == 16                          # 3 variants x 5 seeds
     with pytest.raises(SystemExit):
         main(["queue", "--experiments", "sfnet"])
