@@ -14,11 +14,12 @@ from conftest import real_weights
 
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
-                                   ResultsConflict, Variant, class_gains, costs_profile, costs_table,
-                                   gains_table, get_profile, load_data, mean_interval,
-                                   gain_verdict, merge_results, paired_gain, parse_options,
-                                   provenance_line, read_results, real_gains, results_table,
-                                   run_experiment, summarise, t_interval)
+                                   ResultsConflict, Variant, class_gains, costs_profile,
+                                   costs_table, gain_clause, gain_text, gain_verdict, gains_table,
+                                   get_profile, load_data, mean_interval, merge_results,
+                                   paired_gain, parse_options, provenance_line, read_results,
+                                   real_gains, results_table, run_experiment, summarise,
+                                   t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
@@ -129,6 +130,10 @@ def test_prose_names_the_real_gains_and_their_sign():
     assert gain_verdict(with_loss, "a", "c") == "is not distinguishable from zero"
     assert gain_verdict(with_loss, "a", "e").startswith("cannot be read yet")
     assert gain_verdict(None, "a", "b").startswith("cannot be read yet")
+    assert gain_clause(with_loss, "a", "d") == (f"{gain_text(with_loss, 'a', 'd')}, which is a "
+                                                "real loss")
+    assert gain_text(with_loss, "a", "d").startswith("-")
+    assert gain_clause(with_loss, "a", "e") == gain_clause(None, "a", "b") == "not run yet"
 
 
 def test_tables_are_markdown_in_percent_and_report_nan():

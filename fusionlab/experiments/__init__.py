@@ -24,7 +24,7 @@ from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_e
                                             costs_profile, get_profile, imagenet_or_scratch,
                                             train_config, with_encoder)
 from fusionlab.experiments.report import (costs_table, curves_table, doubling_text,
-                                          footing_reading, footing_table, gain_text,
+                                          footing_reading, footing_table, gain_clause, gain_text,
                                           gain_verdict, gains_table,
                                           live_run, live_summary, model_costs, provenance_line,
                                           real_gains, results_table)
@@ -41,7 +41,7 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "IMAGENET",
            "SCHEDULES", "load_footings",
            "curve_summary", "learning_curve", "reference_schedule", "costs_table",
-           "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_text", "gain_verdict",
+           "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_clause", "gain_text", "gain_verdict",
            "gains_table", "live_run", "live_summary", "model_costs", "provenance_line", "real_gains",
            "results_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",

@@ -27,7 +27,7 @@ from fusionlab.experiments.store import (departures, merge_results, read_results
                                          results_path, stored_config, stored_results)
 
 SEEDS = (0, 1, 2, 3, 4)
-"""The seeds of the footing comparisons (issue: 5 seeds, paired 95% intervals)."""
+"""The seeds of the footing comparisons: five, for paired 95% intervals."""
 
 FIRST_SEEDS = 3
 """Seeds below this come first for every comparison, so that each block that finishes already
@@ -44,7 +44,7 @@ class Job:
 
     @property
     def slug(self) -> str:
-        """A file name for the job's results and log (letters, digits and ``_`` only)."""
+        """A file name for the job's results and log (letters, digits, ``-`` and ``_`` only)."""
         text = f"{self.experiment}--{self.variant}--{self.seed}"
         return "".join(c if c.isalnum() or c == "-" else "_" for c in text)
 

@@ -272,6 +272,18 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
     return _gain_words(g["mean"], g["ci"])
 
 
+def gain_clause(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
+    """``gain_text`` and ``gain_verdict`` as one clause for the prose, e.g. ``"+1.2 points (95%
+    interval +0.3 to +2.1), which is a real gain"``; ``"not run yet"`` when the results lack
+    either variant or a seed run for both."""
+    try:
+        paired_gain(results, base, variant, metric)
+    except (TypeError, ValueError):  # no results (yet): the prose stays short and renderable
+        return "not run yet"
+    return (f"{gain_text(results, base, variant, metric)}, which "
+            f"{gain_verdict(results, base, variant, metric)}")
+
+
 def _gain_words(mean: float, ci: tuple[float, float]) -> str:
     low, high = ci
     if not math.isfinite(low):
