@@ -9,7 +9,8 @@ import pytest
 from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, with_encoder
 from fusionlab.experiments.cli import main
 from fusionlab.experiments.queue import (FIRST_SEEDS, SEEDS, Job, footing_jobs, footing_profile,
-                                         job_command, pending_jobs, run_queue, stored_path)
+                                         job_command, pending_jobs, run_queue)
+from fusionlab.experiments.store import stored_path
 
 
 @pytest.fixture

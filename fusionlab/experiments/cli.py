@@ -17,7 +17,7 @@ from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with
 from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, pending_jobs,
                                          run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
-from fusionlab.experiments.store import merge_results, results_path
+from fusionlab.experiments.store import merge_results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,17 +97,13 @@ def main(argv: list[str] | None = None) -> None:
             results = merge_results(args.name, args.files, args.out,
                                     variant_definitions(get_experiment(args.name)))
         else:
-            profile, out = get_profile(args.profile), args.out
+            profile = get_profile(args.profile)
             if args.steps is not None and args.steps < 1:
                 parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
-            steps = args.steps if args.steps not in (None, profile.steps) else None
-            encoder = args.encoder if args.encoder not in (None, profile.encoder) else None
-            if steps is not None:
-                profile = dataclasses.replace(profile, steps=steps)
-            if encoder is not None:
-                profile = with_encoder(profile, encoder)
-            out = out or results_path(args.name, profile.name, steps, encoder)
-            results = run_experiment(args.name, profile, args.seeds, out, args.variants,
+            profile = with_encoder(dataclasses.replace(profile, steps=args.steps or profile.steps),
+                                   args.encoder)
+            # by default stored apart when --steps or --encoder departs from the profile's
+            results = run_experiment(args.name, profile, args.seeds, args.out, args.variants,
                                      require_data=args.require_data or None,
                                      borrowed_only=args.borrowed_only)
     except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError

@@ -24,7 +24,7 @@ from fusionlab.experiments.curves import IMAGENET
 from fusionlab.experiments.profiles import Profile, with_encoder
 from fusionlab.experiments.runner import run_experiment, variant_definitions
 from fusionlab.experiments.store import (departures, merge_results, read_results,
-                                         results_path, stored_config, stored_results)
+                                         stored_config, stored_path, stored_results)
 
 SEEDS = (0, 1, 2, 3, 4)
 """The seeds of the footing comparisons: five, for paired 95% intervals."""
@@ -32,6 +32,12 @@ SEEDS = (0, 1, 2, 3, 4)
 FIRST_SEEDS = 3
 """Seeds below this come first for every comparison, so that each block that finishes already
 gives a paired interval; the rest of the seeds follow."""
+
+
+def _run_of(job: "Job", results: dict) -> dict | None:
+    """The run of ``job`` (its variant and seed) in ``results``, or ``None``."""
+    return next((r for r in results["runs"]
+                 if r["variant"] == job.variant and r["seed"] == job.seed), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +88,6 @@ def footing_jobs(seeds=SEEDS, experiments=None) -> list[Job]:
     return [job for _, job in sorted(ranked, key=lambda pair: pair[0])]
 
 
-def stored_path(name: str, profile: Profile) -> Path:
-    """Where ``experiment run`` stores ``name`` in ``profile`` by default
-    (``store.results_path``, with the ``--steps`` and ``--encoder`` it departs by)."""
-    steps, encoder = departures(stored_config(profile))
-    return results_path(name, profile.name, steps, encoder)
-
-
 def pending_jobs(jobs: list[Job], profile: Profile) -> list[Job]:
     """The ``jobs`` whose run is not in the stored results of ``profile``'s configuration.
 
@@ -120,18 +119,14 @@ def merge_part(job: Job, part: Path, profile: Profile) -> bool:
     Raises:
         ValueError: ``part`` lacks the job's run, or holds another configuration.
     """
-    runs = read_results(part)["runs"]
-    if not any(r["variant"] == job.variant and r["seed"] == job.seed for r in runs):
+    if _run_of(job, read_results(part)) is None:
         raise ValueError(f"{part} holds no run of {job.variant!r}, seed {job.seed}")
     out = stored_path(job.experiment, profile)
-    definitions = variant_definitions(EXPERIMENTS[job.experiment])
-    if out.is_file():
-        stored = read_results(out)
-        if any(r["variant"] == job.variant and r["seed"] == job.seed for r in stored["runs"]):
-            return False
-        merge_results(job.experiment, [out, part], out, definitions)
-    else:
-        merge_results(job.experiment, [part], out, definitions)
+    stored = out.is_file()
+    if stored and _run_of(job, read_results(out)) is not None:
+        return False
+    merge_results(job.experiment, [out, part] if stored else [part], out,
+                  variant_definitions(EXPERIMENTS[job.experiment]))
     return True
 
 
@@ -160,9 +155,9 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
 
     Each job writes ``work_dir/SLUG.json`` and its output to ``work_dir/SLUG.log``; a job whose
     results file already holds its run (a queue stopped between a run and its merge) is merged
-    first, without training again. The merges happen in this process, one at a time. Interrupted (an
-    exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs in flight, which
-    the next queue trains again.
+    first, without training again. The merges happen in this process, one at a time.
+    Interrupted (an exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs
+    in flight, which the next queue trains again.
 
     Args:
         jobs: in the order to start them (e.g. ``pending_jobs(footing_jobs(), profile)``).
@@ -187,10 +182,10 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
            # the children import this very package, wherever they start
            "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                        os.environ.get("PYTHONPATH")]))}
+
     def trained(job: Job) -> bool:  # its run is in its results file, waiting to be merged
         part = work_dir / f"{job.slug}.json"
-        return part.is_file() and any(r["variant"] == job.variant and r["seed"] == job.seed
-                                      for r in read_results(part)["runs"])
+        return part.is_file() and _run_of(job, read_results(part)) is not None
 
     # the runs trained already are merged first, the rest start in the order given
     todo, running, status = sorted(jobs, key=lambda job: not trained(job)), {}, {}
@@ -207,8 +202,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 say(f"NOT MERGED {name(job)}: {err}")
                 status[job] = -1
                 return
-            run = next(r for r in read_results(part)["runs"]
-                       if r["variant"] == job.variant and r["seed"] == job.seed)
+            run = _run_of(job, read_results(part))
             when = "trained earlier" if seconds is None else f"in {seconds / 60:.0f} min"
             say(f"done {name(job)}: mIoU {100 * run['miou']:.1f} ({when})"
                 + ("" if merged else ", already stored"))

@@ -18,8 +18,8 @@ from fusionlab.experiments.data import load_data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
-                                         git_commit, read_results, results_path,
-                                         stored_config, stored_results, write_results)
+                                         git_commit, read_results, stored_config,
+                                         stored_path, stored_results, write_results)
 from fusionlab.train import seed_everything, train
 
 
@@ -96,7 +96,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         name: a key of ``EXPERIMENTS``.
         profile: how much each run trains.
         seeds: the seeds (each seeds the initialisation, the batch order and the augmentation).
-        out: the results file (default ``results_path(name, profile.name)``).
+        out: the results file (default ``store.stored_path(name, profile)``: the profile's own
+            file, or the one of its ``--steps`` and ``--encoder``).
         variants: a subset of the variants (default all; on a pretrained encoder, the
             variants of the experiment's ``pretrained`` comparisons).
         require_data: refuse the synthetic fallback (see ``load_data``).
@@ -115,7 +116,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     unknown = [v for v in chosen if v not in experiment.variants]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; {name} has {list(experiment.variants)}")
-    out = Path(out or results_path(name, profile.name))
+    out = Path(out or stored_path(name, profile))
     config = stored_config(profile)
     definitions = variant_definitions(experiment)
     previous = read_results(out) if out.is_file() else None

@@ -81,6 +81,14 @@ def stored_config(profile: Profile) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(profile)))
 
 
+def stored_path(name: str, profile: Profile) -> Path:
+    """Where ``experiment run`` stores experiment ``name`` trained with ``profile`` by default:
+    ``results_path`` with the ``--steps`` and ``--encoder`` the profile departs from its named
+    profile by (``departures``)."""
+    steps, encoder = departures(stored_config(profile))
+    return results_path(name, profile.name, steps, encoder)
+
+
 def read_results(path: str | os.PathLike) -> dict:
     """Read a results file.
 
