@@ -148,7 +148,9 @@ class TrainResult:
         history: one dict per ``log_every`` steps: ``step``, ``loss`` (mean over the window),
             ``lr``, ``images_per_s``.
         metrics: ``evaluate`` on the validation set (empty without one).
-        train_seconds: wall time of the optimisation in this call, in seconds.
+        train_seconds: wall time of the optimisation, in seconds. A resumed run adds the
+            seconds its checkpoint recorded, so the figure covers all its steps (the steps
+            trained after the last checkpoint and lost with the interruption are not counted).
         speed: the ``SpeedMode`` used, as a dict (``SpeedMode.as_dict``).
     """
 
@@ -328,7 +330,9 @@ class TrainingLog:
 @dataclass
 class TrainingState:
     """What a checkpoint restores besides the weights: optimiser, schedule, gradient scaler,
-    the step reached and the log; ``saved_step`` is the step of the last checkpoint written."""
+    the step reached, the log and the seconds of training before this call (``seconds_before``);
+    ``saved_step`` is the step of the last checkpoint written, ``started`` the
+    ``time.perf_counter()`` at which this call's optimisation began."""
 
     cfg: TrainConfig
     optimizer: torch.optim.Optimizer
@@ -337,6 +341,12 @@ class TrainingState:
     log: TrainingLog
     step: int = 0
     saved_step: int | None = None
+    seconds_before: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def train_seconds(self) -> float:
+        """Seconds of optimisation of this run so far, over every call that trained it."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     @classmethod
     def start(cls, model: torch.nn.Module, cfg: TrainConfig, speed: SpeedMode) -> TrainingState:
@@ -351,15 +361,18 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
 
     Raises:
         ValueError: a ``RESUME_FIELDS`` field differs from the checkpoint's (names the field
-            and both values), a checkpoint of another model, an unreadable file.
+            and both values), a checkpoint of another model or of an older fusionlab (without
+            a ``RESUME_FIELDS`` field or ``train_seconds``), an unreadable file.
     """
     cfg = run.cfg
     state = load_checkpoint(cfg.checkpoint, device)
     saved = state.get("config", {})
+    missing = [k for k in RESUME_FIELDS if k not in saved] + [
+        k for k in ("train_seconds",) if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {cfg.checkpoint} records no {missing[0]} (written by an "
+                         f"older fusionlab); start a new run with another checkpoint file")
     for key in RESUME_FIELDS:
-        if key not in saved:
-            raise ValueError(f"checkpoint {cfg.checkpoint} records no {key} (written by an "
-                             f"older fusionlab); start a new run with another checkpoint file")
         if saved[key] != getattr(cfg, key):
             raise ValueError(f"checkpoint {cfg.checkpoint} was written with {key}="
                              f"{saved[key]!r}, this run has {key}={getattr(cfg, key)!r}; "
@@ -370,6 +383,7 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     run.scaler.load_state_dict(state["scaler"])
     run.log.load_state_dict(state["log"])
     run.step = run.saved_step = state["step"]
+    run.seconds_before = state["train_seconds"]
     run.log.bar.update(run.step)
 
 
@@ -388,6 +402,7 @@ def save(run: TrainingState, model: torch.nn.Module, speed: SpeedMode) -> None:
         "model": weights, "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
         "step": run.step, "log": run.log.state_dict(), "config": dataclasses.asdict(cfg),
+        "train_seconds": run.train_seconds(),
         "speed": speed.as_dict()})
     run.saved_step = run.step
 
@@ -494,7 +509,7 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
                                       if device.type == "cuda" else None,
                                       find_unused_parameters=False)
     batches = training_batches(train_set, cfg, run.step, device.type == "cuda", place)
-    t_start = time.perf_counter()
+    run.started = time.perf_counter()
     while run.step < cfg.steps:
         loss = train_step(model, criterion, next(batches), run, speed, device, net)
         run.step += 1
@@ -504,7 +519,7 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
                 save(run, model, speed)
             distributed.barrier()
     run.log.bar.close()
-    result = TrainResult(run.log.history, {}, time.perf_counter() - t_start, speed.as_dict())
+    result = TrainResult(run.log.history, {}, run.train_seconds(), speed.as_dict())
     if val_set is not None:
         result.metrics = evaluate(model, val_set, cfg.eval_batch_size, device, cfg.progress,
                                   speed=speed)

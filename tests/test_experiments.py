@@ -27,6 +27,9 @@ from fusionlab.experiments import (BuildContext, build_encoder, build_model, ima
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.store import with_defaults
 from fusionlab.weights import WeightsNotFoundError
+import fusionlab.train
+from fusionlab.checkpoints import load_checkpoint
+from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.train import train
 
 
@@ -211,6 +214,45 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
+
+
+def test_a_run_interrupted_halfway_resumes_from_its_checkpoint(tmp_path, no_camvid,
+                                                               monkeypatch):
+    profile = PROFILES["smoke"]  # 8 steps, a checkpoint every 2 (below): saved at step 4
+    monkeypatch.setattr(runner, "train_config",
+                        lambda *a, **kw: runner_train_config(*a, checkpoint_every=2, **kw))
+    plain = run_experiment("fusion-levels", profile, [0], tmp_path / "plain.json",
+                           variants=["c5"])["runs"][0]
+    step = fusionlab.train.train_step
+
+    def dies_at_step_5(model, criterion, batch, run, *args):
+        if run.step == 4:
+            raise KeyboardInterrupt  # the process is killed after the checkpoint of step 4
+        return step(model, criterion, batch, run, *args)
+
+    monkeypatch.setattr(fusionlab.train, "train_step", dies_at_step_5)
+    out, folder = tmp_path / "fl.json", tmp_path / "checkpoints"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("fusion-levels", profile, [0], out, variants=["c5"], checkpoints=folder)
+    checkpoint = folder / f"{runner.run_slug('fusion-levels', 'c5', 0)}.pt"
+    assert checkpoint.name == "fusion-levels--c5--0.pt" and not out.exists()
+    saved = load_checkpoint(checkpoint)
+    assert saved["step"] == 4 and saved["train_seconds"] > 0
+    trained = []
+
+    def counted(model, criterion, batch, run, *args):
+        trained.append(run.step + 1)
+        return step(model, criterion, batch, run, *args)
+
+    monkeypatch.setattr(fusionlab.train, "train_step", counted)
+    resumed = run_experiment("fusion-levels", profile, [0], out, variants=["c5"],
+                             checkpoints=folder)["runs"][0]
+    assert trained == [5, 6, 7, 8]  # steps 1-4 come from the checkpoint
+    # the resumed run ends where the uninterrupted one does, and its time counts all 8 steps
+    assert resumed["history"] == plain["history"]
+    assert resumed["miou"] == plain["miou"] and resumed["iou"] == plain["iou"]
+    assert resumed["train_seconds"] > saved["train_seconds"]
+    assert list(folder.iterdir()) == []  # a stored run keeps no checkpoint
 
 
 def test_stored_results_are_never_dropped(tmp_path, no_camvid):

@@ -5,6 +5,11 @@ import dataclasses
 import subprocess
 
 import pytest
+import torch
+
+import fusionlab.train
+from fusionlab.experiments import runner
+from fusionlab.experiments.profiles import train_config
 
 from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, with_encoder
 from fusionlab.experiments.cli import main
@@ -68,14 +73,16 @@ def test_a_job_trains_on_the_footing_profile_into_its_own_file(tmp_path):
     profile = footing_profile(PROFILES["cpu"], 3000)
     assert profile.encoder == "mobilenet_v2-imagenet" and profile.steps == 3000
     job = Job("exfuse", "GCN, encoder's layout", 2)
-    command = job_command(job, profile, tmp_path / "part.json")
-    assert command[-11:] == ["--variants", "GCN, encoder's layout", "--seeds", "2",
-                             "--out", str(tmp_path / "part.json"), "--steps", "3000",
+    command = job_command(job, profile, tmp_path / "part.json", checkpoints=tmp_path / "ck")
+    assert command[-13:] == ["--variants", "GCN, encoder's layout", "--seeds", "2",
+                             "--out", str(tmp_path / "part.json"),
+                             "--checkpoints", str(tmp_path / "ck"), "--steps", "3000",
                              "--encoder", "mobilenet_v2-imagenet", "--require-data"]
     assert job.slug == "exfuse--GCN__encoder_s_layout--2"
     assert stored_path("exfuse", profile).name == "exfuse-cpu-mobilenet_v2-imagenet-3000steps.json"
     own = job_command(job, PROFILES["cpu"], tmp_path / "p.json", require_data=False)
     assert "--steps" not in own and "--encoder" not in own and "--require-data" not in own
+    assert "--checkpoints" not in own
 
 
 def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvid):
@@ -113,6 +120,42 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert "trained earlier" in lines[0] and lines[1] == "start gff | no such variant | seed 0"
     assert [(r["variant"], r["seed"]) for r in read_results(stored)["runs"]] == [
         ("bilinear, OS 16", 1)]
+
+
+def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, results, no_camvid,
+                                                                 monkeypatch):
+    profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
+    job, other = Job("fusion-levels", "c5", 0), Job("fusion-levels", "FPN c4-c5", 0)
+    work = tmp_path / "work"
+    # a run stopped after its checkpoint of step 2, as a killed process leaves it
+    monkeypatch.setattr(runner, "train_config",
+                        lambda *a, **kw: train_config(*a, checkpoint_every=2, **kw))
+    step = fusionlab.train.train_step
+
+    def dies_at_step_3(model, criterion, batch, run, *args):
+        if run.step == 2:
+            raise KeyboardInterrupt
+        return step(model, criterion, batch, run, *args)
+
+    monkeypatch.setattr(fusionlab.train, "train_step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(job.experiment, profile, [0], work / f"{job.slug}.json",
+                              [job.variant], require_data=False, checkpoints=work / "checkpoints")
+    checkpoint = work / "checkpoints" / f"{job.slug}.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 2
+    state["train_seconds"] = 1000.0  # marks what only a resumed run can have counted
+    torch.save(state, checkpoint)
+    lines = []
+    status = run_queue([other, job], profile, work, workers=1, require_data=False,
+                       poll_seconds=0.2, say=lines.append)
+    assert status == {job: 0, other: 0}
+    assert lines[0] == "resume fusion-levels | c5 | seed 0"          # before the job given first
+    assert lines[2] == "start fusion-levels | FPN c4-c5 | seed 0"
+    stored = read_results(stored_path(job.experiment, profile))
+    run = next(r for r in stored["runs"] if r["variant"] == job.variant)
+    assert run["train_seconds"] > 1000.0                              # steps 1-2 came from it
+    assert not checkpoint.exists()                                    # gone once stored
 
 
 def test_a_failed_run_is_reported_and_the_queue_goes_on(tmp_path, results, no_camvid):

@@ -18,6 +18,7 @@ from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, p
                                          run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.store import merge_results
+from fusionlab.train import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--require-data", action="store_true",
                      help="fail when CamVid cannot be had instead of falling back to synthetic "
                           "scenes (same as FUSIONLAB_REQUIRE_DATA=1)")
+    run.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
+                     help=f"save each run's training state in DIR every "
+                          f"{TrainConfig.checkpoint_every} steps; an "
+                          "interrupted run resumes from it when the command runs again")
     run.add_argument("--borrowed-only", action="store_true",
                      help="copy the runs of variants borrowed from other experiments' stored "
                           "results (chapter 6) and train nothing")
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             # by default stored apart when --steps or --encoder departs from the profile's
             results = run_experiment(args.name, profile, args.seeds, args.out, args.variants,
                                      require_data=args.require_data or None,
-                                     borrowed_only=args.borrowed_only)
+                                     borrowed_only=args.borrowed_only,
+                                     checkpoints=args.checkpoints)
     except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
         parser.exit(2, f"error: {err}\n")
     if not distributed.world().is_main:  # one summary, from the first process of torchrun's

@@ -3,9 +3,10 @@ still lack (``Experiment.pretrained``, on the ImageNet encoder at the reference 
 trained a few at a time in processes of their own and merged into the stored results as each
 one finishes. ``python -m fusionlab experiment queue`` is its command line.
 
-One run is one ``experiment run NAME --variants V --seeds S --out PART`` process, so a queue
-stopped at any moment loses at most the runs in flight, and the next queue starts from what is
-stored. On a CPU, processes of one thread each use the cores better than one process of many
+One run is one ``experiment run NAME --variants V --seeds S --out PART --checkpoints DIR``
+process that saves its training state every 100 steps, so a queue stopped at any moment (or a
+machine that goes down) loses at most the last 100 steps of each run in flight: the next queue
+merges what was stored and resumes those runs from their checkpoints. On a CPU, processes of one thread each use the cores better than one process of many
 threads (the models are small); on a GPU several processes share the device.
 """
 
@@ -22,7 +23,7 @@ import fusionlab
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.curves import IMAGENET
 from fusionlab.experiments.profiles import Profile, with_encoder
-from fusionlab.experiments.runner import run_experiment, variant_definitions
+from fusionlab.experiments.runner import run_experiment, run_slug, variant_definitions
 from fusionlab.experiments.store import (departures, merge_results, read_results,
                                          stored_config, stored_path, stored_results)
 
@@ -50,9 +51,8 @@ class Job:
 
     @property
     def slug(self) -> str:
-        """A file name for the job's results and log (letters, digits, ``-`` and ``_`` only)."""
-        text = f"{self.experiment}--{self.variant}--{self.seed}"
-        return "".join(c if c.isalnum() or c == "-" else "_" for c in text)
+        """A file name for the job's results, log and checkpoint (``run_slug``)."""
+        return run_slug(self.experiment, self.variant, self.seed)
 
 
 def footing_profile(profile: Profile, steps: int) -> Profile:
@@ -101,12 +101,15 @@ def pending_jobs(jobs: list[Job], profile: Profile) -> list[Job]:
     return [job for job in jobs if (job.variant, job.seed) not in done[job.experiment]]
 
 
-def job_command(job: Job, profile: Profile, part: Path, require_data: bool = True) -> list[str]:
-    """The ``experiment run`` command line that trains ``job`` into the file ``part``."""
+def job_command(job: Job, profile: Profile, part: Path, require_data: bool = True,
+                checkpoints: Path | None = None) -> list[str]:
+    """The ``experiment run`` command line that trains ``job`` into the file ``part``, saving
+    its checkpoint in the folder ``checkpoints`` (``None``: no checkpoints)."""
     steps, encoder = departures(stored_config(profile))
     return [sys.executable, "-m", "fusionlab", "experiment", "run", job.experiment,
             "--profile", profile.name, "--variants", job.variant, "--seeds", str(job.seed),
             "--out", str(part),
+            *(["--checkpoints", str(checkpoints)] if checkpoints is not None else []),
             *(["--steps", str(steps)] if steps else []),
             *(["--encoder", encoder] if encoder else []),
             *(["--require-data"] if require_data else [])]
@@ -153,18 +156,20 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     and merge each finished run into the stored results (``merge_part``), then into the
     experiments that borrow it (``refresh_borrowers``).
 
-    Each job writes ``work_dir/SLUG.json`` and its output to ``work_dir/SLUG.log``; a job whose
-    results file already holds its run (a queue stopped between a run and its merge) is merged
-    first, without training again. The merges happen in this process, one at a time.
-    Interrupted (an exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs
-    in flight, which the next queue trains again.
+    Each job writes ``work_dir/SLUG.json``, its output to ``work_dir/SLUG.log`` and its
+    checkpoint to ``work_dir/checkpoints/SLUG.pt`` every 100 steps; a job whose results file
+    already holds its run (a queue stopped between a run and its merge) is merged first,
+    without training again, and the jobs with a checkpoint come next. The merges happen in this process, one at a time. Interrupted (an
+    exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs in flight, which
+    the next queue resumes from their checkpoints.
 
     Args:
         jobs: in the order to start them (e.g. ``pending_jobs(footing_jobs(), profile)``).
         profile: the configuration every job trains (e.g. ``footing_profile``).
         workers: how many jobs train at once.
         threads: ``OMP_NUM_THREADS`` of each job.
-        say: called with one line per started and finished job.
+        say: called with one line per started (``start``, or ``resume`` from a checkpoint)
+            and finished job.
 
     Returns:
         job -> the exit status of its process (0: trained and merged).
@@ -187,8 +192,13 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         part = work_dir / f"{job.slug}.json"
         return part.is_file() and _run_of(job, read_results(part)) is not None
 
-    # the runs trained already are merged first, the rest start in the order given
-    todo, running, status = sorted(jobs, key=lambda job: not trained(job)), {}, {}
+    def begun(job: Job) -> bool:  # a checkpoint waits for it to resume
+        return (work_dir / "checkpoints" / f"{job.slug}.pt").is_file()
+
+    # the runs trained already are merged first, the runs begun resume next, the rest start
+    # in the order given
+    todo = sorted(jobs, key=lambda job: (not trained(job), not begun(job)))
+    running, status = {}, {}
     seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
 
@@ -218,12 +228,12 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 finish(job, 0, None)
                 continue
             log = open(work_dir / f"{job.slug}.log", "w")
-            command = job_command(job, profile, part, require_data)
+            command = job_command(job, profile, part, require_data, work_dir / "checkpoints")
             log.write(" ".join(command) + "\n")
             log.flush()
             running[job] = (subprocess.Popen(command, env=env, stdout=log,
                                              stderr=subprocess.STDOUT), log, time.time())
-            say(f"start {name(job)}")
+            say(("resume " if begun(job) else "start ") + name(job))
         time.sleep(poll_seconds if running else 0)
         for job, (process, log, started) in list(running.items()):
             if process.poll() is not None:

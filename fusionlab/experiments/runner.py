@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -53,6 +54,13 @@ def _stored_per_class(classes: list[str], values: list[float]) -> dict:
     return {c: None if math.isnan(v) else v for c, v in zip(classes, values, strict=True)}
 
 
+def run_slug(experiment: str, variant: str, seed: int) -> str:
+    """A file name for one run of ``experiment`` (its variant and seed): letters, digits, ``-``
+    and ``_`` only, e.g. ``exfuse--GCN__encoder_s_layout--2``."""
+    text = f"{experiment}--{variant}--{seed}"
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in text)
+
+
 def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[str, int], dict]:
     """The runs of ``experiment``'s borrowed variants (``Experiment.borrowed``) found in the
     stored results of their own experiments made with this profile configuration:
@@ -81,14 +89,15 @@ def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[st
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
                    variants: list[str] | None = None, require_data: bool | None = None,
-                   borrowed_only: bool = False) -> dict:
+                   borrowed_only: bool = False, checkpoints: Path | None = None) -> dict:
     """Train every variant of experiment ``name`` once per seed; write and return the results.
 
     Every variant runs once before the next seed, so partial results come early. A borrowed
     variant's run (``Experiment.borrowed``) is copied from its own experiment's stored results
     of the same profile configuration when it is there (``borrowed_runs``), else trained. The file is
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
-    the same variant and seed already in the file are kept, not repeated. Under ``torchrun``
+    the same variant and seed already in the file are kept, not repeated. With ``checkpoints``,
+    a run interrupted halfway resumes too, from its last checkpoint. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
     alone writes the file.
 
@@ -103,6 +112,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         require_data: refuse the synthetic fallback (see ``load_data``).
         borrowed_only: copy the borrowed runs that are stored and train nothing (the runs
             still missing are left for a later call).
+        checkpoints: a folder for the checkpoint of each run in progress
+            (``run_slug(...).pt``, written every ``TrainConfig.checkpoint_every`` steps and
+            removed once the run is in ``out``); ``None``: no checkpoints.
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file.
@@ -152,7 +164,11 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             seed_everything(seed)
             model = build_model(experiment.variants[label], context)
             print(f"[{name}] {label}, seed {seed}", file=sys.stderr, flush=True)
-            result = train(model, data.train, data.val, train_config(profile, seed))
+            cfg = train_config(profile, seed)
+            if checkpoints is not None:
+                cfg = dataclasses.replace(cfg, checkpoint=str(
+                    Path(checkpoints) / f"{run_slug(name, label, seed)}.pt"))
+            result = train(model, data.train, data.val, cfg)
             m = result.metrics
             runs.append({
                 "variant": label, "seed": seed, "miou": m["miou"], "iou": m["iou"],
@@ -167,5 +183,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                 "history": _stored_history(result.history)})
             wall += time.perf_counter() - t0
             save()
+            if cfg.checkpoint and distributed.world().is_main:  # the run is stored in out
+                Path(cfg.checkpoint).unlink(missing_ok=True)
     save()
     return read_results(out)
