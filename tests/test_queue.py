@@ -1,5 +1,6 @@
-"""The queue of reference runs: which runs the footing comparisons need, in which order, and a
-queue of real processes that trains them and merges each into the stored results."""
+"""The queue of reference runs: which runs the footing comparisons need, in which order, a
+queue of real processes that trains them and merges each into the stored results, and the
+command that shows what is stored."""
 
 import dataclasses
 import subprocess
@@ -15,6 +16,7 @@ from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, with_enco
 from fusionlab.experiments.cli import main
 from fusionlab.experiments.queue import (FIRST_SEEDS, SEEDS, Job, footing_jobs, footing_profile,
                                          job_command, pending_jobs, run_queue)
+from fusionlab.experiments.report import results_table
 from fusionlab.experiments.store import stored_path
 
 
@@ -198,3 +200,31 @@ def test_the_command_line_lists_what_is_missing(results, capsys):
     assert len(out) == 16                          # 3 variants x 5 seeds
     with pytest.raises(SystemExit):
         main(["queue", "--experiments", "sfnet"])
+
+
+def test_show_prints_the_stored_results_and_their_paired_gains(tmp_path, results, no_camvid,
+                                                                capsys):
+    profile = dataclasses.replace(PROFILES["smoke"], steps=2)
+    runner.run_experiment("fusion-levels", profile, [0, 1], variants=["c5", "FPN c2-c5"])
+    main(["show", "fusion-levels", "--profile", "smoke", "--steps", "2"])
+    out = capsys.readouterr().out
+    stored = read_results(stored_path("fusion-levels", profile))
+    mean = 100 * stored["summary"]["c5"]["miou"]["mean"]
+    assert f"| c5 | 2 | {mean:.1f} ± " in out                     # mean ± std over 2 seeds
+    gain = [line for line in out.splitlines() if line.startswith("| FPN c2-c5 vs c5 |")]
+    assert len(gain) == 1 and gain[0].endswith(("| yes |", "| no |"))
+    assert "FPN c4-c5" not in out                                # not run: no row, no gain
+    with pytest.raises(SystemExit) as err:                      # nothing stored at 3 steps
+        main(["show", "fusion-levels", "--profile", "smoke", "--steps", "3"])
+    assert err.value.code == 1
+    assert "experiment run fusion-levels --profile smoke --steps 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["show", "fusion-levels", "--footing", "--encoder", "mobilenet_v2"])
+
+
+def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):
+    one = runner.run_experiment("fusion-levels", dataclasses.replace(PROFILES["smoke"], steps=2),
+                                [0], tmp_path / "one.json", ["c5"])
+    row = results_table(one).splitlines()[-1]
+    assert row == f"| c5 | 1 | {100 * one['summary']['c5']['miou']['mean']:.1f} | " + " | ".join(
+        f"{100 * one['summary']['c5'][m]['mean']:.1f}" for m in ("thin_iou", "boundary_f")) + " |"

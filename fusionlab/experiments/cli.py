@@ -1,5 +1,5 @@
 """Command line of the experiments: ``python -m fusionlab experiment
-{run,merge,list,estimate,queue} ...``."""
+{run,merge,show,list,estimate,queue} ...``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pathlib import Path
 
 from fusionlab import distributed
 from fusionlab.experiments.ablations import EXPERIMENTS
-from fusionlab.experiments.curves import footing_steps
+from fusionlab.experiments.curves import footing_steps, load_footings
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
 from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
 from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, pending_jobs,
                                          run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
-from fusionlab.experiments.store import merge_results
+from fusionlab.experiments.report import gains_table, provenance_line, results_table
+from fusionlab.experiments.store import load_results, merge_results
 from fusionlab.train import TrainConfig
 
 
@@ -59,6 +60,18 @@ def main(argv: list[str] | None = None) -> None:
     merge.add_argument("name", choices=sorted(EXPERIMENTS))
     merge.add_argument("files", type=Path, nargs="+")
     merge.add_argument("--out", type=Path, required=True)
+    show = sub.add_parser("show", help="print an experiment's stored results and its gains "
+                          "paired by seed (Markdown)")
+    show.add_argument("name", choices=sorted(EXPERIMENTS))
+    show.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    where = show.add_mutually_exclusive_group()
+    where.add_argument("--footing", action="store_true",
+                       help="the runs on the papers' footing: the ImageNet encoder at the "
+                            "reference schedule (what experiment queue trains)")
+    where.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
+                       help="the runs on this encoder instead of the profile's")
+    show.add_argument("--steps", type=int, default=None,
+                      help="the runs of this schedule instead of the profile's")
     sub.add_parser("list", help="list the experiments and their variants")
     estimate = sub.add_parser("estimate", help="estimate each chapter's live runs on a GPU (a "
                               "Markdown table)")
@@ -88,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "queue":
             queue_command(args, parser)
+            return
+        if args.command == "show":
+            show_command(args, parser)
             return
         if args.command == "list":
             for name, e in EXPERIMENTS.items():
@@ -120,6 +136,40 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"
               f"  thin {100 * s['thin_iou']['mean']:5.1f}  boundary F "
               f"{100 * s['boundary_f']['mean']:5.1f}  ({len(s['seeds'])} seeds)")
+
+
+def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``experiment show``: the provenance, the results table (mean ± std over seeds) and the
+    paired gains (the paper's steps and the pretrained comparisons that were run) of one
+    experiment's stored results, in Markdown.
+
+    Raises:
+        SystemExit: no stored results for that configuration (status 1, naming the command
+            that trains them); ``--footing`` with ``--steps`` (status 2).
+    """
+    experiment = get_experiment(args.name)
+    if args.footing:
+        if args.steps is not None:
+            parser.exit(2, "error: --footing has its own schedule; leave out --steps\n")
+        results = load_footings(args.name, args.profile)[1]
+        train = f"python -m fusionlab experiment queue --experiments {args.name}"
+    else:
+        results = load_results(args.name, args.profile, args.steps, args.encoder)
+        train = " ".join(["python -m fusionlab experiment run", args.name, "--profile",
+                          args.profile, *(["--steps", str(args.steps)] if args.steps else []),
+                          *(["--encoder", args.encoder] if args.encoder else [])])
+    if results is None:
+        parser.exit(1, f"no stored results of {args.name} for this configuration; train them "
+                       f"with: {train}\n")
+    pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
+    pairs += [pair for pair in experiment.pretrained if pair not in pairs]
+    ran = {run["variant"] for run in results["runs"]}
+    pairs = [pair for pair in pairs if set(pair) <= ran]
+    print(f"# {args.name}: {experiment.title}\n\n{provenance_line(results)}\n")
+    print(results_table(results))
+    print()
+    print(gains_table(results, experiment, pairs) if pairs else
+          "No paired gain yet: no comparison has both its variants run.")
 
 
 def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

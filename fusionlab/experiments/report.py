@@ -116,7 +116,9 @@ def _pct(x: float, sign: bool = False) -> str:
 
 
 def _cell(summary: dict) -> str:
-    text = f"{_pct(summary['mean'])} ± {_pct(summary['std'])}"
+    text = _pct(summary["mean"])
+    if summary.get("n") != 1:  # one seed has no spread to show
+        text += f" ± {_pct(summary['std'])}"
     if summary.get("nan"):
         text += f" ({summary['nan']} NaN)"
     return text
@@ -125,7 +127,8 @@ def _cell(summary: dict) -> str:
 def results_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
                   variants: list[str] | None = None) -> str:
     """Markdown table of stored results: one row per variant (all, or ``variants`` in that
-    order, skipping those not run), mean ± sample std over seeds in percent.
+    order, skipping those not run), mean ± sample std over seeds in percent (the value alone
+    for one seed).
 
     Raises:
         KeyError: a metric the summary does not hold.
