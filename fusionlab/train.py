@@ -16,6 +16,7 @@ import dataclasses
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,8 @@ class TrainResult:
         train_seconds: wall time of the optimisation, in seconds. A resumed run adds the
             seconds its checkpoint recorded, so the figure covers all its steps (the steps
             trained after the last checkpoint and lost with the interruption are not counted).
+        seconds_before: the seconds of ``train_seconds`` spent before this call (recorded by
+            the checkpoint it resumed from; 0 for a run trained in one call).
         speed: the ``SpeedMode`` used, as a dict (``SpeedMode.as_dict``).
     """
 
@@ -158,6 +161,7 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     train_seconds: float = 0.0
     speed: dict = field(default_factory=dict)
+    seconds_before: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -361,18 +365,17 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
 
     Raises:
         ValueError: a ``RESUME_FIELDS`` field differs from the checkpoint's (names the field
-            and both values), a checkpoint of another model or of an older fusionlab (without
-            a ``RESUME_FIELDS`` field or ``train_seconds``), an unreadable file.
+            and both values), a checkpoint of another model or of an older fusionlab without a
+            ``RESUME_FIELDS`` field, an unreadable file. One without the training time (an
+            older fusionlab's) resumes with a warning; the time before it is not counted.
     """
     cfg = run.cfg
     state = load_checkpoint(cfg.checkpoint, device)
     saved = state.get("config", {})
-    missing = [k for k in RESUME_FIELDS if k not in saved] + [
-        k for k in ("train_seconds",) if k not in state]
-    if missing:
-        raise ValueError(f"checkpoint {cfg.checkpoint} records no {missing[0]} (written by an "
-                         f"older fusionlab); start a new run with another checkpoint file")
     for key in RESUME_FIELDS:
+        if key not in saved:
+            raise ValueError(f"checkpoint {cfg.checkpoint} records no {key} (written by an "
+                             f"older fusionlab); start a new run with another checkpoint file")
         if saved[key] != getattr(cfg, key):
             raise ValueError(f"checkpoint {cfg.checkpoint} was written with {key}="
                              f"{saved[key]!r}, this run has {key}={getattr(cfg, key)!r}; "
@@ -383,7 +386,11 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     run.scaler.load_state_dict(state["scaler"])
     run.log.load_state_dict(state["log"])
     run.step = run.saved_step = state["step"]
-    run.seconds_before = state["train_seconds"]
+    if "train_seconds" not in state:  # an older fusionlab's: the time before it is unknown
+        warnings.warn(f"checkpoint {cfg.checkpoint} records no training time (written by an "
+                      f"older fusionlab): train_seconds counts the steps after step "
+                      f"{run.step} only", stacklevel=3)
+    run.seconds_before = state.get("train_seconds", 0.0)
     run.log.bar.update(run.step)
 
 
@@ -470,8 +477,9 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
     Started by ``torchrun --nproc_per_node=N``, the N processes train the one model with
     ``DistributedDataParallel`` (see ``fusionlab.distributed``): each takes its share of every
     batch of ``cfg.batch_size`` images (``training_batches``), the gradients are averaged, the
-    first process alone writes the checkpoint, and the validation set is scored in shares
-    whose counts are added up.
+    first process alone writes the checkpoint (which every process resumes from: on several
+    machines its folder must be shared), and the validation set is scored in shares whose
+    counts are added up.
 
     Returns:
         ``TrainResult`` with the loss history, the validation metrics and the speed mode.
@@ -519,7 +527,8 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
                 save(run, model, speed)
             distributed.barrier()
     run.log.bar.close()
-    result = TrainResult(run.log.history, {}, run.train_seconds(), speed.as_dict())
+    result = TrainResult(run.log.history, {}, run.train_seconds(), speed.as_dict(),
+                         run.seconds_before)
     if val_set is not None:
         result.metrics = evaluate(model, val_set, cfg.eval_batch_size, device, cfg.progress,
                                   speed=speed)

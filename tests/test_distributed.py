@@ -110,7 +110,8 @@ def test_an_experiment_under_torchrun_stores_its_result_once(tmp_path):
     out = tmp_path / "fl.json"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", "-m", "fusionlab", "experiment", "run", "fusion-levels",
-               "--profile", "smoke", "--seeds", "0", "--variants", "c5", "--out", str(out)]
+               "--profile", "smoke", "--seeds", "0", "--variants", "c5", "--out", str(out),
+               "--checkpoints", str(tmp_path / "checkpoints")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "FUSIONLAB_DATA": str(tmp_path),
                                "FUSIONLAB_DOWNLOAD": "0", "TQDM_DISABLE": "1"})
@@ -118,6 +119,8 @@ def test_an_experiment_under_torchrun_stores_its_result_once(tmp_path):
     results = json.loads(out.read_text())
     assert [(r["variant"], r["seed"]) for r in results["runs"]] == [("c5", 0)]
     assert done.stdout.count("mIoU") == 1  # one summary, from the first process
+    folders = list((tmp_path / "checkpoints").iterdir())        # one checkpoint, removed once
+    assert len(folders) == 1 and list(folders[0].iterdir()) == []  # the run was stored
 
 
 EVALUATE = textwrap.dedent("""

@@ -24,12 +24,12 @@ from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
                                    with_encoder)
-from fusionlab.experiments.runner import variant_definitions
-from fusionlab.experiments.store import with_defaults
-from fusionlab.weights import WeightsNotFoundError
 import fusionlab.train
 from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
+from fusionlab.experiments.runner import variant_definitions
+from fusionlab.experiments.store import with_defaults
+from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
 
 
@@ -234,10 +234,15 @@ def test_a_run_interrupted_halfway_resumes_from_its_checkpoint(tmp_path, no_camv
     out, folder = tmp_path / "fl.json", tmp_path / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
         run_experiment("fusion-levels", profile, [0], out, variants=["c5"], checkpoints=folder)
-    checkpoint = folder / f"{runner.run_slug('fusion-levels', 'c5', 0)}.pt"
-    assert checkpoint.name == "fusion-levels--c5--0.pt" and not out.exists()
-    saved = load_checkpoint(checkpoint)
+    checkpoint = runner.run_checkpoint(folder, "fusion-levels", profile, "SyntheticScenes",
+                                       "c5", 0)
+    assert checkpoint.relative_to(folder).parts == ("fusion-levels-smoke-SyntheticScenes",
+                                                    "fusion-levels--c5--0.pt")
+    assert not out.exists()
+    saved = torch.load(checkpoint, weights_only=True)
     assert saved["step"] == 4 and saved["train_seconds"] > 0
+    saved["train_seconds"] = 1000.0  # marks what only a resumed run can have counted
+    torch.save(saved, checkpoint)
     trained = []
 
     def counted(model, criterion, batch, run, *args):
@@ -251,8 +256,22 @@ def test_a_run_interrupted_halfway_resumes_from_its_checkpoint(tmp_path, no_camv
     # the resumed run ends where the uninterrupted one does, and its time counts all 8 steps
     assert resumed["history"] == plain["history"]
     assert resumed["miou"] == plain["miou"] and resumed["iou"] == plain["iou"]
-    assert resumed["train_seconds"] > saved["train_seconds"]
-    assert list(folder.iterdir()) == []  # a stored run keeps no checkpoint
+    assert resumed["train_seconds"] > 1000.0
+    assert read_results(out)["provenance"]["wall_seconds"] > 1000.0  # all of the run's time
+    assert list(checkpoint.parent.iterdir()) == []  # a stored run keeps no checkpoint
+    # a run stored before its checkpoint was removed (a kill in between): it goes at once
+    checkpoint.write_bytes(b"left behind")
+    run_experiment("fusion-levels", profile, [0], out, variants=["c5"], checkpoints=folder)
+    assert not checkpoint.exists()
+    # a results file on synthetic scenes takes no run on CamVid, and the reverse
+    stored = json.loads(out.read_text())
+    stored["data"] = "CamVid"
+    out.write_text(json.dumps(stored))
+    with pytest.raises(ResultsConflict, match="runs on CamVid, but this run has SyntheticScenes"):
+        run_experiment("fusion-levels", profile, [1], out, variants=["c5"])
+    with pytest.raises(ValueError, match="one data source"):
+        merge_results("fusion-levels", [out, tmp_path / "plain.json"], tmp_path / "both.json",
+                      variant_definitions(EXPERIMENTS["fusion-levels"]))
 
 
 def test_stored_results_are_never_dropped(tmp_path, no_camvid):

@@ -9,21 +9,26 @@ import pytest
 import torch
 
 import fusionlab.train
-from fusionlab.experiments import runner
-from fusionlab.experiments.profiles import train_config
-
-from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, with_encoder
+from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, runner, with_encoder
 from fusionlab.experiments.cli import main
+from fusionlab.experiments.curves import footing_steps
+from fusionlab.experiments.profiles import train_config
 from fusionlab.experiments.queue import (FIRST_SEEDS, SEEDS, Job, footing_jobs, footing_profile,
                                          job_command, pending_jobs, run_queue)
 from fusionlab.experiments.report import results_table
-from fusionlab.experiments.store import stored_path
+from fusionlab.experiments.store import (configuration_name, departures, stored_config,
+                                         stored_path)
 
 
 @pytest.fixture
 def no_camvid(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+
+
+def folder_of(work, profile):
+    """The queue's folder in ``work`` for ``profile``'s configuration."""
+    return work / configuration_name(profile.name, *departures(stored_config(profile)))
 
 
 @pytest.fixture
@@ -100,8 +105,10 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
         stored = read_results(stored_path(job.experiment, profile))
         assert [(r["variant"], r["seed"]) for r in stored["runs"]] == [(job.variant, job.seed)]
         assert stored["provenance"]["threads"] == [1]                 # one thread per process
-        assert (tmp_path / "work" / f"{job.slug}.log").read_text().startswith(
-            f"{job_command(job, profile, tmp_path / 'work' / (job.slug + '.json'), False)[0]}")
+        work = folder_of(tmp_path / "work", profile)
+        assert work.name == "smoke-mobilenet_v2-3steps"
+        assert (work / f"{job.slug}.log").read_text().startswith(
+            f"{job_command(job, profile, work / (job.slug + '.json'), False)[0]}")
     borrowed = read_results(stored_path("head-to-head", profile))     # chapter 6 borrows FPN
     assert [(r["variant"], r["seed"]) for r in borrowed["runs"]] == [("FPN", 0)]
     assert borrowed["runs"][0]["borrowed_from"].startswith("fusion-levels: FPN c2-c5")
@@ -110,9 +117,12 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert sum(line.startswith("done") for line in lines) == 2
 
     # stopped between a run and its merge: the next queue merges that run before it starts
-    # anything (here a run that fails at once)
+    # anything (here a run that fails at once), and removes a checkpoint the run left
     stored = stored_path("dupsampling", profile)
     stored.unlink()
+    left = folder_of(tmp_path / "work", profile) / "checkpoints" / "x" / f"{jobs[1].slug}.pt"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"a checkpoint")
     lines.clear()
     failing = Job("gff", "no such variant", 0)
     status = run_queue([failing, jobs[1]], profile, tmp_path / "work", require_data=False,
@@ -122,13 +132,14 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert "trained earlier" in lines[0] and lines[1] == "start gff | no such variant | seed 0"
     assert [(r["variant"], r["seed"]) for r in read_results(stored)["runs"]] == [
         ("bilinear, OS 16", 1)]
+    assert not left.exists()
 
 
 def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, results, no_camvid,
                                                                  monkeypatch):
     profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
     job, other = Job("fusion-levels", "c5", 0), Job("fusion-levels", "FPN c4-c5", 0)
-    work = tmp_path / "work"
+    work = folder_of(tmp_path / "work", profile)
     # a run stopped after its checkpoint of step 2, as a killed process leaves it
     monkeypatch.setattr(runner, "train_config",
                         lambda *a, **kw: train_config(*a, checkpoint_every=2, **kw))
@@ -143,13 +154,22 @@ def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, resul
     with pytest.raises(KeyboardInterrupt):
         runner.run_experiment(job.experiment, profile, [0], work / f"{job.slug}.json",
                               [job.variant], require_data=False, checkpoints=work / "checkpoints")
-    checkpoint = work / "checkpoints" / f"{job.slug}.pt"
+    checkpoint = runner.run_checkpoint(work / "checkpoints", job.experiment, profile,
+                                       "SyntheticScenes", job.variant, 0)
+    assert checkpoint.parent.name == "fusion-levels-smoke-mobilenet_v2-3steps-SyntheticScenes"
     state = torch.load(checkpoint, weights_only=True)
     assert state["step"] == 2
     state["train_seconds"] = 1000.0  # marks what only a resumed run can have counted
     torch.save(state, checkpoint)
     lines = []
-    status = run_queue([other, job], profile, work, workers=1, require_data=False,
+    # another schedule has a folder of its own: its queue starts the run afresh
+    shorter = dataclasses.replace(profile, steps=2)
+    status = run_queue([job], shorter, tmp_path / "work", require_data=False,
+                       poll_seconds=0.2, say=lines.append)
+    assert status == {job: 0} and lines[0] == "start fusion-levels | c5 | seed 0"
+    assert checkpoint.exists()
+    lines.clear()
+    status = run_queue([other, job], profile, tmp_path / "work", workers=1, require_data=False,
                        poll_seconds=0.2, say=lines.append)
     assert status == {job: 0, other: 0}
     assert lines[0] == "resume fusion-levels | c5 | seed 0"          # before the job given first
@@ -168,7 +188,8 @@ def test_a_failed_run_is_reported_and_the_queue_goes_on(tmp_path, results, no_ca
                        poll_seconds=0.2, say=lines.append)
     assert status == {bad: 2}                                   # the CLI's error status
     assert lines[-1].startswith("FAILED gff | no such variant | seed 0: exit 2")
-    assert "unknown variants" in (tmp_path / "work" / f"{bad.slug}.log").read_text()
+    log = folder_of(tmp_path / "work", profile) / f"{bad.slug}.log"
+    assert "unknown variants" in log.read_text()
     assert not stored_path("gff", profile).exists()
     with pytest.raises(ValueError, match="at least 1"):
         run_queue([bad], profile, tmp_path / "work", workers=0)
@@ -184,7 +205,7 @@ def test_an_interrupted_queue_stops_its_runs(tmp_path, results, no_camvid):
 
     with pytest.raises(KeyboardInterrupt):
         run_queue([job], profile, tmp_path / "work", require_data=False, say=interrupt)
-    part = tmp_path / "work" / f"{job.slug}.json"
+    part = folder_of(tmp_path / "work", profile) / f"{job.slug}.json"
     alive = subprocess.run(["pgrep", "-f", str(part)], capture_output=True)
     assert alive.returncode == 1                                 # no process left behind
     assert not part.exists() and pending_jobs([job], profile) == [job]
@@ -218,8 +239,26 @@ def test_show_prints_the_stored_results_and_their_paired_gains(tmp_path, results
         main(["show", "fusion-levels", "--profile", "smoke", "--steps", "3"])
     assert err.value.code == 1
     assert "experiment run fusion-levels --profile smoke --steps 3" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["show", "fusion-levels", "--footing", "--encoder", "mobilenet_v2"])
+    main(["show", "fusion-levels", "--profile", "smoke", "--steps", "2", "--encoder", "resnet"])
+    assert capsys.readouterr().out == out                       # resnet: the profile's own
+    with pytest.raises(SystemExit) as err:                      # the profile's own values
+        main(["show", "fusion-levels", "--profile", "smoke", "--steps", "8",
+              "--encoder", "resnet"])
+    hint = capsys.readouterr().err
+    assert err.value.code == 1 and "--steps" not in hint and "--encoder" not in hint
+    for wrong in (["--footing", "--encoder", "mobilenet_v2"], ["--footing", "--steps", "3"],
+                  ["--steps", "0"]):
+        with pytest.raises(SystemExit) as err:
+            main(["show", "fusion-levels", *wrong])
+        assert err.value.code == 2
+
+
+def test_show_reads_the_footing_at_its_reference_schedule(results, capsys):
+    # nothing in FUSIONLAB_RESULTS: the results shipped with the package
+    main(["show", "fusion-levels", "--footing"])
+    out = capsys.readouterr().out
+    assert f"--encoder mobilenet_v2-imagenet --steps {footing_steps()}" in out
+    assert "| FPN c2-c5 vs c5 |" in out
 
 
 def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):

@@ -11,19 +11,21 @@ from pathlib import Path
 
 from fusionlab import distributed
 from fusionlab.experiments.ablations import EXPERIMENTS
-from fusionlab.experiments.curves import footing_steps, load_footings
+from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
-from fusionlab.experiments.profiles import ENCODERS, PROFILES, get_profile, with_encoder
+from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, get_profile,
+                                            with_encoder)
 from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, pending_jobs,
                                          run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.report import gains_table, provenance_line, results_table
-from fusionlab.experiments.store import load_results, merge_results
+from fusionlab.experiments.store import (departures, merge_results, stored_config,
+                                         stored_results)
 from fusionlab.train import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse ``argv`` and run, merge or list experiments.
+    """Parse ``argv`` and run, merge, show, list, estimate or queue experiments.
 
     Raises:
         SystemExit: bad arguments (argparse's message), or an error of the runner or the store
@@ -31,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(prog="python -m fusionlab experiment",
                                      description="Run a named experiment and store its results "
-                                                 "(fusionlab/results/NAME-PROFILE.json).")
+                                                 "(fusionlab/results/NAME-PROFILE.json), show "
+                                                 "them, or train the reference runs still "
+                                                 "missing.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every variant for every seed")
     run.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     queue.add_argument("--threads", type=int, default=1,
                        help="threads per run on a CPU (default: 1)")
     queue.add_argument("--work-dir", type=Path, default=Path("reference-runs"),
-                       help="each run's results file and log (default: ./reference-runs)")
+                       help="each run's results file, log and checkpoints, in a folder per "
+                            "configuration (default: ./reference-runs)")
     queue.add_argument("--list", action="store_true",
                        help="print the runs still missing and train nothing")
     args = parser.parse_args(argv)
@@ -118,11 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             results = merge_results(args.name, args.files, args.out,
                                     variant_definitions(get_experiment(args.name)))
         else:
-            profile = get_profile(args.profile)
-            if args.steps is not None and args.steps < 1:
-                parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
-            profile = with_encoder(dataclasses.replace(profile, steps=args.steps or profile.steps),
-                                   args.encoder)
+            profile = chosen_profile(args, parser)
             # by default stored apart when --steps or --encoder departs from the profile's
             results = run_experiment(args.name, profile, args.seeds, args.out, args.variants,
                                      require_data=args.require_data or None,
@@ -133,9 +134,23 @@ def main(argv: list[str] | None = None) -> None:
     if not distributed.world().is_main:  # one summary, from the first process of torchrun's
         return
     for variant, s in results["summary"].items():
-        print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f} ± {100 * s['miou']['std']:.1f}"
+        spread = f" ± {100 * s['miou']['std']:.1f}" if len(s["seeds"]) > 1 else ""
+        print(f"{variant:28s} mIoU {100 * s['miou']['mean']:5.1f}{spread}"
               f"  thin {100 * s['thin_iou']['mean']:5.1f}  boundary F "
               f"{100 * s['boundary_f']['mean']:5.1f}  ({len(s['seeds'])} seeds)")
+
+
+def chosen_profile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Profile:
+    """The profile ``--profile``, ``--steps`` and ``--encoder`` name.
+
+    Raises:
+        SystemExit: ``--steps`` below 1 (status 2).
+    """
+    profile = get_profile(args.profile)
+    if args.steps is not None and args.steps < 1:
+        parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
+    return with_encoder(dataclasses.replace(profile, steps=args.steps or profile.steps),
+                        args.encoder)
 
 
 def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -144,32 +159,44 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     experiment's stored results, in Markdown.
 
     Raises:
-        SystemExit: no stored results for that configuration (status 1, naming the command
-            that trains them); ``--footing`` with ``--steps`` (status 2).
+        SystemExit: no stored results for that configuration, or no reference schedule yet
+            for ``--footing`` (status 1, naming what to run); ``--footing`` with ``--steps``,
+            ``--steps`` below 1 (status 2).
     """
     experiment = get_experiment(args.name)
     if args.footing:
         if args.steps is not None:
             parser.exit(2, "error: --footing has its own schedule; leave out --steps\n")
-        results = load_footings(args.name, args.profile)[1]
-        train = f"python -m fusionlab experiment queue --experiments {args.name}"
+        steps = footing_steps(args.profile)
+        if steps is None:
+            parser.exit(1, f"no reference schedule on the ImageNet encoder for the "
+                           f"{args.profile} profile yet: chapter 1's learning curve settles "
+                           f"it; see --steps and --encoder\n")
+        profile = footing_profile(get_profile(args.profile), steps)
+        train = (f"python -m fusionlab experiment queue --profile {args.profile} "
+                 f"--experiments {args.name}")
     else:
-        results = load_results(args.name, args.profile, args.steps, args.encoder)
+        profile = chosen_profile(args, parser)
+        steps, encoder = departures(stored_config(profile))
         train = " ".join(["python -m fusionlab experiment run", args.name, "--profile",
-                          args.profile, *(["--steps", str(args.steps)] if args.steps else []),
-                          *(["--encoder", args.encoder] if args.encoder else [])])
+                          args.profile, *(["--steps", str(steps)] if steps else []),
+                          *(["--encoder", encoder] if encoder else [])])
+    results = stored_results(args.name, stored_config(profile))
     if results is None:
         parser.exit(1, f"no stored results of {args.name} for this configuration; train them "
                        f"with: {train}\n")
     pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     pairs += [pair for pair in experiment.pretrained if pair not in pairs]
-    ran = {run["variant"] for run in results["runs"]}
-    pairs = [pair for pair in pairs if set(pair) <= ran]
+
+    def seeds(variant: str) -> set[int]:
+        return {run["seed"] for run in results["runs"] if run["variant"] == variant}
+
+    pairs = [pair for pair in pairs if seeds(pair[0]) & seeds(pair[1])]  # pairable
     print(f"# {args.name}: {experiment.title}\n\n{provenance_line(results)}\n")
     print(results_table(results))
     print()
     print(gains_table(results, experiment, pairs) if pairs else
-          "No paired gain yet: no comparison has both its variants run.")
+          "No paired gain yet: no comparison has both its variants run with one seed.")
 
 
 def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,10 @@ one finishes. ``python -m fusionlab experiment queue`` is its command line.
 
 One run is one ``experiment run NAME --variants V --seeds S --out PART --checkpoints DIR``
 process that saves its training state every 100 steps, so a queue stopped at any moment (or a
-machine that goes down) loses at most the last 100 steps of each run in flight: the next queue
-merges what was stored and resumes those runs from their checkpoints. On a CPU, processes of one thread each use the cores better than one process of many
-threads (the models are small); on a GPU several processes share the device.
+machine that goes down) loses at most the last 100 steps of each run in flight: the next
+queue merges what was stored and resumes those runs from their checkpoints. On a CPU,
+processes of one thread each use the cores better than one process of many threads (the
+models are small); on a GPU several processes share the device.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.curves import IMAGENET
 from fusionlab.experiments.profiles import Profile, with_encoder
 from fusionlab.experiments.runner import run_experiment, run_slug, variant_definitions
-from fusionlab.experiments.store import (departures, merge_results, read_results,
-                                         stored_config, stored_path, stored_results)
+from fusionlab.experiments.store import (configuration_name, departures, merge_results,
+                                         read_results, stored_config, stored_path,
+                                         stored_results, with_defaults)
 
 SEEDS = (0, 1, 2, 3, 4)
 """The seeds of the footing comparisons: five, for paired 95% intervals."""
@@ -120,10 +122,15 @@ def merge_part(job: Job, part: Path, profile: Profile) -> bool:
     ``profile``'s configuration; ``False`` when the stored results hold its run already.
 
     Raises:
-        ValueError: ``part`` lacks the job's run, or holds another configuration.
+        ValueError: ``part`` lacks the job's run, holds another configuration than
+            ``profile``'s, or other data than the stored results.
     """
-    if _run_of(job, read_results(part)) is None:
+    trained = read_results(part)
+    if _run_of(job, trained) is None:
         raise ValueError(f"{part} holds no run of {job.variant!r}, seed {job.seed}")
+    if with_defaults(trained["profile_config"]) != with_defaults(stored_config(profile)):
+        raise ValueError(f"{part} was trained with another configuration than "
+                         f"{configuration_name(profile.name, *departures(stored_config(profile)))}")
     out = stored_path(job.experiment, profile)
     stored = out.is_file()
     if stored and _run_of(job, read_results(out)) is not None:
@@ -156,12 +163,14 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     and merge each finished run into the stored results (``merge_part``), then into the
     experiments that borrow it (``refresh_borrowers``).
 
-    Each job writes ``work_dir/SLUG.json``, its output to ``work_dir/SLUG.log`` and its
-    checkpoint to ``work_dir/checkpoints/SLUG.pt`` every 100 steps; a job whose results file
-    already holds its run (a queue stopped between a run and its merge) is merged first,
-    without training again, and the jobs with a checkpoint come next. The merges happen in this process, one at a time. Interrupted (an
-    exception, Ctrl-C, ``SIGTERM`` to ``experiment queue``), it stops the runs in flight, which
-    the next queue resumes from their checkpoints.
+    Each job works in ``work_dir/CONFIGURATION`` (``configuration_name``, e.g.
+    ``cpu-mobilenet_v2-imagenet-3000steps``), so that no file serves another configuration: it
+    writes ``SLUG.json``, its output to ``SLUG.log`` and its checkpoint to ``checkpoints/``
+    every 100 steps (``run_checkpoint``). A job whose results file already holds its run (a
+    queue stopped between a run and its merge) is merged first, without training again, and
+    its checkpoint removed; the jobs with a checkpoint come next. The merges happen in this
+    process, one at a time. Interrupted (an exception, Ctrl-C, ``SIGTERM`` to ``experiment
+    queue``), it stops the runs in flight, which the next queue resumes from their checkpoints.
 
     Args:
         jobs: in the order to start them (e.g. ``pending_jobs(footing_jobs(), profile)``).
@@ -179,8 +188,10 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     """
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
-    work_dir = Path(work_dir)
+    work_dir = Path(work_dir) / configuration_name(profile.name,
+                                                   *departures(stored_config(profile)))
     work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = work_dir / "checkpoints"
     package_root = str(Path(fusionlab.__file__).resolve().parents[1])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TQDM_DISABLE": "1",  # the queue reports each run; a run's log stays short
@@ -192,12 +203,12 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         part = work_dir / f"{job.slug}.json"
         return part.is_file() and _run_of(job, read_results(part)) is not None
 
-    def begun(job: Job) -> bool:  # a checkpoint waits for it to resume
-        return (work_dir / "checkpoints" / f"{job.slug}.pt").is_file()
+    def saved(job: Job) -> list[Path]:  # its checkpoint, on CamVid or synthetic scenes
+        return list(checkpoints.glob(f"*/{job.slug}.pt"))
 
     # the runs trained already are merged first, the runs begun resume next, the rest start
     # in the order given
-    todo = sorted(jobs, key=lambda job: (not trained(job), not begun(job)))
+    todo = sorted(jobs, key=lambda job: (not trained(job), not saved(job)))
     running, status = {}, {}
     seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
@@ -212,6 +223,8 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 say(f"NOT MERGED {name(job)}: {err}")
                 status[job] = -1
                 return
+            for path in saved(job):  # left by a run stopped after it was stored
+                path.unlink()
             run = _run_of(job, read_results(part))
             when = "trained earlier" if seconds is None else f"in {seconds / 60:.0f} min"
             say(f"done {name(job)}: mIoU {100 * run['miou']:.1f} ({when})"
@@ -228,12 +241,12 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 finish(job, 0, None)
                 continue
             log = open(work_dir / f"{job.slug}.log", "w")
-            command = job_command(job, profile, part, require_data, work_dir / "checkpoints")
+            command = job_command(job, profile, part, require_data, checkpoints)
             log.write(" ".join(command) + "\n")
             log.flush()
             running[job] = (subprocess.Popen(command, env=env, stdout=log,
                                              stderr=subprocess.STDOUT), log, time.time())
-            say(("resume " if begun(job) else "start ") + name(job))
+            say(("resume " if saved(job) else "start ") + name(job))
         time.sleep(poll_seconds if running else 0)
         for job, (process, log, started) in list(running.items()):
             if process.poll() is not None:

@@ -150,7 +150,8 @@ def gains_table(results: dict, experiment: Experiment,
 
     Columns: the step, the paper's gain (mIoU points), our mean gain per metric with its 95%
     Student-t interval, the per-seed mIoU gains, and whether the mIoU gain is real (its interval
-    excludes 0). Pairs whose variants were not run are skipped.
+    excludes 0; n/a for one seed, which has no interval). Pairs whose variants were not run
+    are skipped.
     """
     if pairs is None:
         pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
@@ -166,8 +167,9 @@ def gains_table(results: dict, experiment: Experiment,
         cells = [f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, {_pct(g['ci'][1], True)}]"
                  for g in gains.values()]
         per_seed = ", ".join(_pct(x, True) for x in gains[metrics[0]]["gains"])
-        rows.append([f"{variant} vs {base}", paper_text, *cells, per_seed,
-                     "yes" if gains[metrics[0]]["real"] else "no"])
+        real = ("n/a" if not math.isfinite(gains[metrics[0]]["ci"][0])  # one seed
+                else "yes" if gains[metrics[0]]["real"] else "no")
+        rows.append([f"{variant} vs {base}", paper_text, *cells, per_seed, real])
     return markdown_table(["step", "paper", *(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
                                               for m in metrics), "per seed (mIoU)", "real?"],
                           rows)
@@ -175,8 +177,9 @@ def gains_table(results: dict, experiment: Experiment,
 
 def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
     """Markdown table of learning curves (``curves.learning_curve``): one row per schedule,
-    per curve the mIoU (mean ± sample std over seeds, in percent, and the seed count) and the
-    gain over half the steps, paired by seed, with its 95% Student-t interval."""
+    per curve the mIoU (mean ± sample std over seeds, the mean alone for one seed, in percent,
+    and the seed count) and the gain over half the steps, paired by seed, with its 95%
+    Student-t interval."""
     level = f"{100 * CONFIDENCE:.0f}%"
     summaries = {label: {row["steps"]: row for row in curve_summary(curve)}
                  for label, curve in curves.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -61,6 +60,17 @@ def run_slug(experiment: str, variant: str, seed: int) -> str:
     return "".join(c if c.isalnum() or c == "-" else "_" for c in text)
 
 
+def run_checkpoint(folder: Path, name: str, profile: Profile, source: str, variant: str,
+                   seed: int) -> Path:
+    """Where ``run_experiment(..., checkpoints=folder)`` keeps the checkpoint of one run in
+    progress: ``folder/CONFIGURATION-SOURCE/SLUG.pt``, the configuration being the name of the
+    results file it is stored in (``stored_path``: profile, encoder, schedule) and the source
+    its data (``"CamVid"`` or ``"SyntheticScenes"``), so that a checkpoint resumes only the run
+    that wrote it and never one of another encoder, schedule or data."""
+    return (Path(folder) / f"{stored_path(name, profile).stem}-{source}"
+            / f"{run_slug(name, variant, seed)}.pt")
+
+
 def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[str, int], dict]:
     """The runs of ``experiment``'s borrowed variants (``Experiment.borrowed``) found in the
     stored results of their own experiments made with this profile configuration:
@@ -112,14 +122,14 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         require_data: refuse the synthetic fallback (see ``load_data``).
         borrowed_only: copy the borrowed runs that are stored and train nothing (the runs
             still missing are left for a later call).
-        checkpoints: a folder for the checkpoint of each run in progress
-            (``run_slug(...).pt``, written every ``TrainConfig.checkpoint_every`` steps and
-            removed once the run is in ``out``); ``None``: no checkpoints.
+        checkpoints: a folder for the checkpoint of each run in progress (``run_checkpoint``,
+            written every ``TrainConfig.checkpoint_every`` steps and removed once the run is in
+            ``out``); ``None``: no checkpoints.
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file.
-        ResultsConflict: ``out`` holds another experiment or profile configuration (stored
-            results are never dropped).
+        ResultsConflict: ``out`` holds another experiment, profile configuration or data
+            (stored results are never dropped).
         DataNotFoundError: no CamVid when it is required.
     """
     experiment = get_experiment(name)
@@ -140,6 +150,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     data = load_data(profile, require=require_data)
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
+    if previous is not None and previous["data"] != data.source:
+        raise ResultsConflict(f"{out} holds runs on {previous['data']}, but this run has "
+                              f"{data.source}; give another --out")
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
     borrowed = borrowed_runs(experiment, config)
@@ -150,9 +163,19 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                                         data.thin_classes, definitions, runs, wall, commit))
         distributed.barrier()
 
+    def checkpoint(label: str, seed: int) -> Path | None:
+        if checkpoints is None:
+            return None
+        return run_checkpoint(checkpoints, name, profile, data.source, label, seed)
+
+    def forget(path: Path | None) -> None:  # a stored run's checkpoint (left by a kill)
+        if path is not None and distributed.world().is_main:
+            path.unlink(missing_ok=True)
+
     for seed in seeds:
         for label in chosen:
             if any(r["variant"] == label and r["seed"] == seed for r in runs):
+                forget(checkpoint(label, seed))
                 continue
             if (label, seed) in borrowed:  # trained and stored by its own experiment
                 runs.append(borrowed[label, seed])
@@ -164,10 +187,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             seed_everything(seed)
             model = build_model(experiment.variants[label], context)
             print(f"[{name}] {label}, seed {seed}", file=sys.stderr, flush=True)
-            cfg = train_config(profile, seed)
-            if checkpoints is not None:
-                cfg = dataclasses.replace(cfg, checkpoint=str(
-                    Path(checkpoints) / f"{run_slug(name, label, seed)}.pt"))
+            path = checkpoint(label, seed)
+            cfg = train_config(profile, seed, checkpoint=None if path is None else str(path))
             result = train(model, data.train, data.val, cfg)
             m = result.metrics
             runs.append({
@@ -181,9 +202,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                 "boundary_f_per_class": _stored_per_class(data.classes,
                                                           m["boundary_f_per_class"]),
                 "history": _stored_history(result.history)})
-            wall += time.perf_counter() - t0
+            wall += time.perf_counter() - t0 + result.seconds_before
             save()
-            if cfg.checkpoint and distributed.world().is_main:  # the run is stored in out
-                Path(cfg.checkpoint).unlink(missing_ok=True)
+            forget(path)
     save()
     return read_results(out)

@@ -66,14 +66,21 @@ def packaged_results(filename: str) -> Path | None:
     return Path(str(resource)) if resource.is_file() else None
 
 
+def configuration_name(profile: str, steps: int | None = None, encoder: str | None = None) -> str:
+    """``PROFILE``, ``PROFILE-ENCODER``, ``PROFILE-Nsteps`` or ``PROFILE-ENCODER-Nsteps``: a
+    name for a profile configuration in file names (``steps`` and ``encoder`` where they depart
+    from the profile's, as ``departures`` gives them)."""
+    return "-".join([profile, *([encoder] if encoder else []), *([f"{steps}steps"] if steps
+                                                                  else [])])
+
+
 def results_path(name: str, profile: str, steps: int | None = None,
                  encoder: str | None = None) -> Path:
     """Where the reference results of experiment ``name`` in ``profile`` are stored:
     ``NAME-PROFILE.json``; ``NAME-PROFILE-ENCODER.json`` for runs on another encoder than the
     profile's (``experiment run --encoder E``); ``...-Nsteps.json`` for runs trained for
     ``steps`` instead of the profile's schedule (``experiment run --steps N``)."""
-    parts = [name, profile] + ([encoder] if encoder else []) + ([f"{steps}steps"] if steps else [])
-    return results_dir() / f"{'-'.join(parts)}.json"
+    return results_dir() / f"{name}-{configuration_name(profile, steps, encoder)}.json"
 
 
 def stored_config(profile: Profile) -> dict:
@@ -284,19 +291,19 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
     times summed and every distinct commit and device kept.
 
     Raises:
-        ValueError: no files, files of another experiment or profile configuration, or a
-            (variant, seed) pair found in two files.
+        ValueError: no files, files of another experiment, profile configuration or data, or
+            a (variant, seed) pair found in two files.
         ResultsConflict: ``out`` exists and is not one of the merged files.
     """
     if not paths:
         raise ValueError("no results files to merge")
     parts = [read_results(p) for p in paths]
     first = parts[0]
-    if any(p["experiment"] != name
+    if any(p["experiment"] != name or p["data"] != first["data"]
            or with_defaults(p["profile_config"]) != with_defaults(first["profile_config"])
            for p in parts):
         raise ValueError(f"every file must hold experiment {name!r} with one profile "
-                         f"configuration: {[str(p) for p in paths]}")
+                         f"configuration and one data source: {[str(p) for p in paths]}")
     out = Path(out)
     if out.exists() and out.resolve() not in {Path(p).resolve() for p in paths}:
         raise ResultsConflict(f"{out} exists and is not one of the merged files: merge it too, "
