@@ -18,8 +18,8 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    costs_table, gain_clause, gain_text, gain_verdict, gains_table,
                                    get_profile, load_data, mean_interval, merge_results,
                                    paired_gain, parse_options, provenance_line, read_results,
-                                   real_gains, results_table, run_experiment, summarise,
-                                   t_interval)
+                                   real_gains, results_table, run_experiment, shared_seeds,
+                                   summarise, t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
@@ -137,6 +137,18 @@ def test_prose_names_the_real_gains_and_their_sign():
                                                 "real loss")
     assert gain_text(with_loss, "a", "d").startswith("-")
     assert gain_clause(with_loss, "a", "e") == gain_clause(None, "a", "b") == "not run yet"
+    # f shares no seed with a, g one seed: left out, or said to have no interval
+    partial = {**results, "runs": results["runs"] + [
+        {"variant": v, "seed": s, "miou": 0.6, "iou": [0.6, 0.6], "boundary_f": 0.6}
+        for v, s in [("f", 3), ("g", 0)]]}
+    assert shared_seeds(partial, "a", "f") == [] and shared_seeds(partial, "a", "g") == [0]
+    assert real_gains(partial, [("a", "f"), ("a", "g"), ("a", "b")]) == "b vs a"
+    assert gain_verdict(partial, "a", "f").startswith("cannot be read yet")
+    assert gain_verdict(partial, "a", "g") == "cannot be told from zero with one seed"
+    experiment = Experiment(name="toy", title="toy", variants={
+        v: Variant("fpn") for v in "abfg"})
+    rows = gains_table(partial, experiment, [("a", "f"), ("a", "g")]).splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("| g vs a |") and rows[0].endswith("| n/a |")
 
 
 def test_tables_are_markdown_in_percent_and_report_nan():

@@ -30,8 +30,8 @@ from fusionlab.experiments.report import (costs_table, curves_table, doubling_te
                                           real_gains, results_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
-from fusionlab.experiments.stats import (class_gains, mean_interval, paired_gain, summarise,
-                                         t_interval, thin_iou)
+from fusionlab.experiments.stats import (class_gains, mean_interval, paired_gain,
+                                         shared_seeds, summarise, t_interval, thin_iou)
 from fusionlab.experiments.store import (ResultsConflict, load_results, merge_results,
                                          read_results, results_path)
 
@@ -44,6 +44,6 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "curves_table", "doubling_text", "footing_reading", "footing_table", "gain_clause", "gain_text", "gain_verdict",
            "gains_table", "live_run", "live_summary", "model_costs", "provenance_line", "real_gains",
            "results_table", "get_experiment", "run_experiment", "Experiment",
-           "PaperNumber", "class_gains", "mean_interval", "paired_gain", "summarise",
+           "PaperNumber", "class_gains", "mean_interval", "paired_gain", "shared_seeds", "summarise",
            "t_interval", "thin_iou",
            "ResultsConflict", "load_results", "merge_results", "read_results", "results_path"]

@@ -19,6 +19,7 @@ from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, p
                                          run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.report import gains_table, provenance_line, results_table
+from fusionlab.experiments.stats import shared_seeds
 from fusionlab.experiments.store import (departures, merge_results, stored_config,
                                          stored_results)
 from fusionlab.train import TrainConfig
@@ -187,11 +188,7 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
                        f"with: {train}\n")
     pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     pairs += [pair for pair in experiment.pretrained if pair not in pairs]
-
-    def seeds(variant: str) -> set[int]:
-        return {run["seed"] for run in results["runs"] if run["variant"] == variant}
-
-    pairs = [pair for pair in pairs if seeds(pair[0]) & seeds(pair[1])]  # pairable
+    pairs = [pair for pair in pairs if shared_seeds(results, *pair)]
     print(f"# {args.name}: {experiment.title}\n\n{provenance_line(results)}\n")
     print(results_table(results))
     print()

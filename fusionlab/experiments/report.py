@@ -18,7 +18,7 @@ from fusionlab.experiments.curves import curve_summary, load_footings
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
-from fusionlab.experiments.stats import CONFIDENCE, paired_gain
+from fusionlab.experiments.stats import CONFIDENCE, paired_gain, shared_seeds
 from fusionlab.models.base import SegmentationModel
 from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainResult, seed_everything, train
@@ -150,16 +150,15 @@ def gains_table(results: dict, experiment: Experiment,
 
     Columns: the step, the paper's gain (mIoU points), our mean gain per metric with its 95%
     Student-t interval, the per-seed mIoU gains, and whether the mIoU gain is real (its interval
-    excludes 0; n/a for one seed, which has no interval). Pairs whose variants were not run
-    are skipped.
+    excludes 0; n/a for one seed, which has no interval). Pairs without a seed run for both
+    variants are skipped.
     """
     if pairs is None:
         pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     level = f"{100 * CONFIDENCE:.0f}%"
     rows = []
-    done = {r["variant"] for r in results["runs"]}
     for base, variant in pairs:
-        if not {base, variant} <= done:
+        if not shared_seeds(results, base, variant):
             continue
         paper = experiment.paper.get(variant)
         paper_text = f"{paper.value:+.1f}" if paper and paper.base == base else ""
@@ -313,16 +312,13 @@ def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
     """The comparisons of ``pairs`` ((base, variant) tuples) whose paired gain in ``metric`` is
     real (its 95% interval excludes zero), for the prose: ``"b vs a, c vs a (a loss)"`` (a
     real gain below zero is marked as a loss), ``"none"``, or ``"none (no reference results
-    yet)"``; pairs with a variant not yet run are left out.
-
-    Raises:
-        ValueError: two variants that were both run share no seed (see ``paired_gain``)."""
+    yet)"``; pairs without a seed run for both variants are left out."""
     if results is None:
         return "none (no reference results yet)"
-    run = {r["variant"] for r in results["runs"]}
     real = []
     for base, variant in pairs:
-        if {base, variant} <= run and (g := paired_gain(results, base, variant, metric))["real"]:
+        if (shared_seeds(results, base, variant)
+                and (g := paired_gain(results, base, variant, metric))["real"]):
             real.append(f"{variant} vs {base}" + (" (a loss)" if g["mean"] < 0 else ""))
     return ", ".join(real) or "none"
 
@@ -330,12 +326,15 @@ def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
 def gain_verdict(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
     """What the paired gain of ``variant`` over ``base`` says, as a predicate for the prose:
     ``"is a real gain"`` or ``"is a real loss"`` (its 95% interval excludes zero),
-    ``"is not distinguishable from zero"``, or ``"cannot be read yet (...)"`` when the results
-    are missing or the two variants share no seed."""
+    ``"is not distinguishable from zero"``, ``"cannot be told from zero with one seed"``, or
+    ``"cannot be read yet (...)"`` when the results are missing or the two variants share no
+    seed."""
     try:
         g = paired_gain(results, base, variant, metric)
     except (TypeError, ValueError):  # no results (yet): the prose stays renderable
         return "cannot be read yet (the reference results are missing or incomplete)"
+    if not math.isfinite(g["ci"][0]):
+        return "cannot be told from zero with one seed"
     if not g["real"]:
         return "is not distinguishable from zero"
     return "is a real gain" if g["mean"] > 0 else "is a real loss"

@@ -75,6 +75,14 @@ def run_metric(results: dict, run: dict, metric: str) -> float:
     return float(run[metric])
 
 
+def shared_seeds(results: dict, base: str, variant: str) -> list[int]:
+    """The seeds run for both ``base`` and ``variant`` in ``results``, sorted (empty when
+    either was not run): the seeds a paired gain is computed over."""
+    seeds = [{r["seed"] for r in results["runs"] if r["variant"] == name}
+             for name in (base, variant)]
+    return sorted(seeds[0] & seeds[1])
+
+
 def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") -> dict:
     """The gain of ``variant`` over ``base``, paired by seed.
 
@@ -94,7 +102,7 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
             raise ValueError(f"no runs of {name!r} in the results of "
                              f"{results.get('experiment', '?')!r}")
         by_seed[name] = runs
-    seeds = sorted(set(by_seed[base]) & set(by_seed[variant]))
+    seeds = shared_seeds(results, base, variant)
     if not seeds:
         raise ValueError(f"{base!r} and {variant!r} share no seed")
     gains = [by_seed[variant][s] - by_seed[base][s] for s in seeds]
