@@ -349,6 +349,18 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
     assert merged["provenance"]["wall_seconds"] == pytest.approx(
         a["provenance"]["wall_seconds"] + b["provenance"]["wall_seconds"])
     assert json.loads((tmp_path / "all.json").read_text())["summary"] == merged["summary"]
+    # a merged file lists each commit once, also after it is merged again with a part made at
+    # a commit it already lists
+    older = json.loads((tmp_path / "a.json").read_text())
+    older["provenance"]["commit"] = "1" * 40
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    merge_results("fusion-levels", [tmp_path / "older.json", tmp_path / "b.json"],
+                  tmp_path / "two.json", defs)
+    c = run_experiment("fusion-levels", profile, [0], tmp_path / "c.json",
+                       variants=["FPN c2-c5"])
+    again = merge_results("fusion-levels", [tmp_path / "two.json", tmp_path / "c.json"],
+                          tmp_path / "two.json", defs)
+    assert again["provenance"]["commit"] == f"{'1' * 40}, {c['provenance']['commit']}"
     with pytest.raises(ValueError, match="in two files"):
         merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "a.json"],
                       tmp_path / "bad.json", defs)

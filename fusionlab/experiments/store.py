@@ -318,7 +318,8 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
     results = assemble(
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
-        ", ".join(dict.fromkeys(p["provenance"]["commit"] for p in parts)),
+        ", ".join(dict.fromkeys(commit.strip() for p in parts
+                                for commit in p["provenance"]["commit"].split(","))),
         " / ".join(dict.fromkeys(_THREADS_IN_DEVICE.sub(")", device) for p in parts
                                  for device in p["provenance"]["device"].split(" / "))))
     write_results(out, results)
