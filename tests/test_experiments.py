@@ -466,6 +466,12 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
     assert seed0["variant"] == "FPN" and seed0["miou"] == source["runs"][0]["miou"]
     assert seed0["history"] == source["runs"][0]["history"]
     assert "borrowed_from" not in seed1  # not stored by its chapter: trained here
+    # its provenance counts only its own run's time and says where the borrowed run's are
+    own = results["provenance"]["wall_seconds"] / 60
+    assert (f"{own:.0f} min of its own runs in all, 1 of its 2 runs borrowed from the stored "
+            "results of fusion-levels, where their commits and times are;"
+            in provenance_line(results))
+    assert "of its own runs" not in provenance_line(source)
     only = run_experiment("head-to-head", profile, [0, 1], tmp_path / "only.json",
                           variants=["FPN"], borrowed_only=True)
     assert [(r["seed"], "borrowed_from" in r) for r in only["runs"]] == [(0, True)]

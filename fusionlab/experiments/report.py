@@ -260,11 +260,16 @@ def provenance_line(results: dict) -> str:
     commits = ", ".join(f"`{c.strip()[:12]}`" + (" (with uncommitted library changes)"
                                                  if "uncommitted" in c else "")
                         for c in p["commit"].split(","))
+    # runs copied from another experiment's results keep their commit and time there
+    borrowed = [r["borrowed_from"].split(":")[0] for r in results["runs"] if "borrowed_from" in r]
+    runs = (f"{p['wall_seconds'] / 60:.0f} min of runs in all" if not borrowed else
+            f"{p['wall_seconds'] / 60:.0f} min of its own runs in all, {len(borrowed)} of its "
+            f"{len(results['runs'])} runs borrowed from the stored results of "
+            f"{', '.join(dict.fromkeys(borrowed))}, where their commits and times are")
     return (f"Reference results: {results['data']}, profile `{results['profile']}`, seeds "
             f"{seeds}; trained at {train_h} x {train_w} pixels, validation labels scored at "
             f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
-            f"commit(s) {commits}, {p['wall_seconds'] / 60:.0f} min of runs in all; "
-            f"made by `{p['command']}`.")
+            f"commit(s) {commits}, {runs}; made by `{p['command']}`.")
 
 
 def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
