@@ -19,6 +19,7 @@ from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import CONFIDENCE, paired_gain, shared_seeds
+from fusionlab.experiments.store import provenance_commits
 from fusionlab.models.base import SegmentationModel
 from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainResult, seed_everything, train
@@ -250,16 +251,19 @@ def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, 
 
 
 def provenance_line(results: dict) -> str:
-    """One sentence saying where the reference results come from."""
+    """One sentence saying where the reference results come from: data, profile, seeds, sizes,
+    device, threads, torch, commits, minutes of training and the command; for a file with runs
+    borrowed from other experiments (``Experiment.borrowed``), how many and from which, whose
+    own files hold their commits and times."""
     p = results["provenance"]
     seeds = ", ".join(map(str, p["seeds"]))
     train_h, train_w = results["train_size"]
     scored = " and ".join(f"{h} x {w}" for h, w in results.get("eval_size", [])) or "n/a"
     threads = ", ".join(map(str, p.get("threads", []))) or "?"
     # merged results hold every commit their runs were made at, comma-separated
-    commits = ", ".join(f"`{c.strip()[:12]}`" + (" (with uncommitted library changes)"
-                                                 if "uncommitted" in c else "")
-                        for c in p["commit"].split(","))
+    commits = ", ".join(f"`{c[:12]}`" + (" (with uncommitted library changes)"
+                                         if "uncommitted" in c else "")
+                        for c in provenance_commits(results))
     # runs copied from another experiment's results keep their commit and time there
     borrowed = [r["borrowed_from"].split(":")[0] for r in results["runs"] if "borrowed_from" in r]
     runs = (f"{p['wall_seconds'] / 60:.0f} min of runs in all" if not borrowed else

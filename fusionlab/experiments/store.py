@@ -285,6 +285,12 @@ def stored_results(name: str, profile_config: dict) -> dict | None:
     return results
 
 
+def provenance_commits(results: dict) -> list[str]:
+    """The commits a results file's runs were made at, oldest merge first: its provenance keeps
+    them comma-separated in one string (a merge adds the commits of its parts)."""
+    return [commit.strip() for commit in results["provenance"]["commit"].split(",")]
+
+
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:
     """Merge result files of one experiment run in parallel processes (e.g. one per subset of
     variants or seeds) into ``out``: runs are concatenated, the summary recomputed, the wall
@@ -318,8 +324,7 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
     results = assemble(
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
-        ", ".join(dict.fromkeys(commit.strip() for p in parts
-                                for commit in p["provenance"]["commit"].split(","))),
+        ", ".join(dict.fromkeys(c for p in parts for c in provenance_commits(p))),
         " / ".join(dict.fromkeys(_THREADS_IN_DEVICE.sub(")", device) for p in parts
                                  for device in p["provenance"]["device"].split(" / "))))
     write_results(out, results)
