@@ -22,6 +22,14 @@ def glue(name: str, value, display: bool = True) -> None:
     myst_glue(name, value, display=display)
 
 
+def glue_values(**values) -> None:
+    """Give each value its keyword as the name the book's prose reads, displaying none of them
+    (``glue`` with ``display=False``): ``glue_values(live_miou=0.61, live_steps=1000)``; names
+    made at run time go in as a mapping, ``glue_values(**{f"sweep_{w}": v})``."""
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A Markdown table: the header, the separator, then one line per row; every cell is
     written with ``str`` (format numbers before), a ``|`` inside a cell escaped.

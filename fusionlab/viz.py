@@ -527,6 +527,47 @@ def plot_class_gains(gains: dict[str, np.ndarray], classes: Sequence[str],
     return ax
 
 
+def plot_class_gain_bars(summary: dict, classes: Sequence[str], thin_classes: Sequence[str] = (),
+                         ylabel: str = "IoU gain (points)", title: str = "", ax=None):
+    """One model's per-class gains over another (in points): a bar per class for the mean over
+    the seeds, its 95% interval as a whisker (two seeds or more), each seed's gain as a grey
+    dot; thin classes hatched.
+
+    Args:
+        summary: ``experiments.stats.class_gain_summary``: ``gains`` (S, K) and ``mean``,
+            ``low``, ``high`` (K,) as fractions; NaN (a class absent from the labels) draws
+            nothing.
+        classes: the K class names, in the order of the gains.
+
+    Raises:
+        ValueError: gains whose number of classes is not ``len(classes)``.
+    """
+    gains = np.asarray(summary["gains"], dtype=float)  # (S, K)
+    if gains.ndim != 2 or gains.shape[1] != len(classes):
+        raise ValueError(f"gains of shape (seeds, {len(classes)}) expected for "
+                         f"{len(classes)} classes, got {gains.shape}")
+    ax = ax or plt.subplots(figsize=(FIGURE_WIDTH, 3.0), layout="constrained")[1]
+    x = np.arange(len(classes))
+    mean, low, high = (100 * np.asarray(summary[k], dtype=float) for k in ("mean", "low", "high"))
+    bars = ax.bar(x, mean, color="C2", edgecolor="black", lw=0.5,
+                  label=f"mean over {len(gains)} seed{'s' if len(gains) != 1 else ''}")
+    for bar, name in zip(bars, classes):
+        bar.set_hatch("//" if name in thin_classes else "")
+    whisker = np.isfinite(low)
+    if whisker.any():
+        ax.errorbar(x[whisker], mean[whisker], yerr=[mean[whisker] - low[whisker],
+                                                     high[whisker] - mean[whisker]],
+                    fmt="none", ecolor="black", capsize=3, label="95% interval")
+    for s, row in enumerate(100 * gains):
+        ax.plot(x, row, ".", color="grey", label="one seed" if s == 0 else None)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set(ylabel=ylabel, title=title + (" (hatched: thin classes)" if thin_classes else ""))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=FONT_SIZE - 1)
+    return ax
+
+
 def figure_image(fig) -> np.ndarray:
     """Render a Matplotlib figure to an image and close it, e.g. to make the precomputed views
     of ``image_slider`` from ordinary plots.

@@ -10,7 +10,7 @@ import torch
 from fusionlab import IGNORE_INDEX
 from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
 from fusionlab.datasets import camvid as camvid_module
-from fusionlab.datasets.base import ArraySegmentation
+from fusionlab.datasets.base import ArraySegmentation, spread_samples
 from fusionlab.io import cache_dir
 from fusionlab.datasets.transforms import random_scale_crop_flip, resize_labels, resize_pair
 
@@ -435,3 +435,14 @@ def test_incomplete_download_is_rejected_and_leaves_nothing(tmp_path):
     with pytest.raises(IOError, match=r"CamVid/val has 100 non-empty PNGs, expected 101"):
         camvid_module.download_camvid(target, archive.as_uri())
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_spread_samples_take_the_first_the_last_and_evenly_between():
+    scenes = SyntheticScenes(9, (40, 48))
+    indices, images, masks = spread_samples(scenes, 3)
+    assert indices == [0, 4, 8] and images.shape == (3, 3, 40, 48) and masks.shape == (3, 40, 48)
+    assert torch.equal(images[1], scenes[4]["image"]) and torch.equal(masks[2], scenes[8]["mask"])
+    assert spread_samples(scenes, 20)[0] == list(range(9))   # no more than the dataset holds
+    assert spread_samples(scenes, 1)[0] == [0]
+    with pytest.raises(ValueError, match="n = 0 of 9"):
+        spread_samples(scenes, 0)

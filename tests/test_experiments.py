@@ -14,12 +14,12 @@ from conftest import real_weights
 
 from fusionlab.experiments import runner
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
-                                   ResultsConflict, Variant, class_gains, costs_profile,
-                                   costs_table, gain_clause, gain_text, gain_verdict, gains_table,
-                                   get_profile, load_data, mean_interval, merge_results,
-                                   paired_gain, parse_options, provenance_line, read_results,
-                                   real_gains, results_table, run_experiment, shared_seeds,
-                                   summarise, t_interval)
+                                   ResultsConflict, Variant, check_live, class_gain_summary,
+                                   class_gains, costs_profile, costs_table, gain_clause, gain_text,
+                                   gain_verdict, gains_table, get_profile, load_data,
+                                   mean_interval, merge_results, paired_gain, parse_options,
+                                   provenance_line, read_results, real_gains, results_table,
+                                   run_experiment, shared_seeds, summarise, t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
@@ -510,6 +510,55 @@ def test_per_class_gains_and_mean_intervals_pair_by_seed():
         class_gains(results, "a", "z")
     with pytest.raises(ValueError, match="'z'"):
         mean_interval(results, "z")
+
+
+def test_per_class_gain_summary_pairs_seeds_and_reads_both_per_class_layouts():
+    results = toy_results()
+    for r in results["runs"]:  # the boundary F per class, stored as class name -> value
+        r["boundary_f_per_class"] = {"Road": r["miou"], "Pole": None if r["seed"] == 2 else 0.1}
+    results["runs"].append({**results["runs"][3], "seed": 7})  # b, seed 7: no base, not paired
+    summary = class_gain_summary(results, "a", "b")
+    assert summary["seeds"] == [0, 1, 2] and summary["gains"].shape == (3, 2)
+    assert summary["gains"][:, 0] == pytest.approx([0.03, 0.02, 0.03])
+    assert summary["mean"] == pytest.approx(class_gains(results, "a", "b"))
+    low, high = t_interval([0.03, 0.02, 0.03])
+    assert (summary["low"][0], summary["high"][0]) == pytest.approx((low, high))
+    assert summary["real"].tolist() == [True, True]  # Pole: 0.015, 0.01, 0.015
+    f = class_gain_summary(results, "a", "c", "boundary_f_per_class")
+    assert f["gains"][:, 0] == pytest.approx([-0.01, 0.03, 0.0])
+    assert f["gains"][:2, 1] == pytest.approx([0.0, 0.0]) and np.isnan(f["gains"][2, 1])
+    assert f["mean"][1] == 0.0 and not f["real"][1]  # two seeds of zero: no spread, no gain
+    with pytest.raises(ValueError, match="per-class metric"):
+        class_gain_summary(results, "a", "b", "miou")
+    with pytest.raises(KeyError, match="boundary_f_per_class"):
+        class_gain_summary(toy_results(), "a", "b", "boundary_f_per_class")
+    lonely = {**results, "runs": results["runs"][:6] + [{**results["runs"][6], "seed": 9}]}
+    with pytest.raises(ValueError, match="share no seed"):
+        class_gain_summary(lonely, "a", "c")  # c only with seed 9
+
+
+def test_check_live_returns_the_metrics_and_refuses_what_trained_nothing():
+    from types import SimpleNamespace as NS
+    live = {name: NS(result=NS(metrics={"miou": m, "iou": [m, m]}))
+            for name, m in (("a", 0.4), ("b", 0.1))}
+    camvid, synthetic = (NS(classes=["Road", "Pole"], is_fallback=f) for f in (False, True))
+    cpu, smoke = NS(name="cpu", checks_only=False), NS(name="smoke", checks_only=True)
+    assert check_live(live, camvid, cpu, {"a": 0.3})["b"] == {"miou": 0.1, "iou": [0.1, 0.1]}
+    with pytest.raises(ValueError, match=r"floors .*'b': 0.1"):
+        check_live(live, camvid, cpu, {"a": 0.3, "b": 0.3})
+    for data, profile in ((synthetic, cpu), (camvid, smoke)):  # nothing real to reach there
+        assert check_live(live, data, profile, {"b": 0.3})["b"]["miou"] == 0.1
+    with pytest.raises(KeyError, match="'z'"):
+        check_live(live, camvid, cpu, {"z": 0.3})
+    broken = {"a": NS(result=NS(metrics={"miou": 1.2, "iou": [1.0]}))}
+    with pytest.raises(ValueError, match="a: mIoU 1.2 with 1 per-class IoUs"):
+        check_live(broken, camvid, smoke, {})
+
+
+def test_gains_table_without_results_says_so():
+    experiment = EXPERIMENTS["dfn"]
+    assert gains_table(None, experiment) == ("The reference results of dfn are not stored yet: "
+                                             "no gains to show.")
 
 
 def test_costs_table_in_the_books_units():

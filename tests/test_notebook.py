@@ -16,3 +16,13 @@ def test_markdown_table_refuses_ragged_rows_and_no_header():
         markdown_table(["a", "b"], [[1, 2], [1, 2, 3]])
     with pytest.raises(ValueError, match="header"):
         markdown_table([], [])
+
+
+def test_glue_values_glues_each_keyword_without_displaying(monkeypatch):
+    from fusionlab import notebook
+    glued = []
+    monkeypatch.setattr(notebook, "glue", lambda name, value, display=True:
+                        glued.append((name, value, display)))
+    notebook.glue_values(live_miou=0.61, live_steps=1000, **{"sweep_0.5": "+1.0"})
+    assert glued == [("live_miou", 0.61, False), ("live_steps", 1000, False),
+                     ("sweep_0.5", "+1.0", False)]

@@ -27,9 +27,10 @@ def test_stored_runs_are_a_variants_runs_in_file_order():
 
 
 def test_the_loss_curve_averages_the_seeds_and_the_final_loss_its_last_share():
-    steps, loss = loss_curve(_results(), "a")
-    assert steps.tolist() == list(range(10, 110, 10))
-    assert loss == pytest.approx([2 / s for s in range(10, 110, 10)])   # mean of 1/s and 3/s
+    curve = loss_curve(_results(), "a")
+    assert [h["step"] for h in curve] == list(range(10, 110, 10))
+    assert [h["loss"] for h in curve] == pytest.approx([2 / s for s in range(10, 110, 10)])
+    # mean of 1/s and 3/s, as a training history
     assert final_loss(_results(), "a") == pytest.approx(2 / 100)        # steps > 90: step 100
     assert final_loss(_results(), "a", share=0.25) == pytest.approx(np.mean([2 / 80, 2 / 90,
                                                                              2 / 100]))
@@ -77,3 +78,39 @@ def test_live_summary_is_one_aligned_line_per_run():
     assert text.splitlines() == [
         "FCN        mIoU 0.400  pixel accuracy 0.900  boundary F 0.250  (12 s of training)",
         "FPN c2-c5  mIoU 0.512  pixel accuracy 0.900  boundary F 0.250  (30 s of training)"]
+
+
+def test_glue_gains_glues_each_comparisons_gain_and_verdict(monkeypatch):
+    from fusionlab.experiments import gain_text, gain_verdict
+    from fusionlab.experiments import reference as reference_module
+    glued = {}
+    monkeypatch.setattr(reference_module, "glue",
+                        lambda name, value, display=True: glued.update({name: value}))
+    runs = [{"variant": v, "seed": s, "miou": m, "boundary_f": m / 2, "iou": [m]}
+            for v, s, m in [("a", 0, 0.4), ("a", 1, 0.5), ("b", 0, 0.5), ("b", 1, 0.55)]]
+    results = {"runs": runs, "classes": ["Road"], "thin_classes": []}
+    reference_module.glue_gains(results, {"x": ("a", "b"), "x_bf": ("a", "b", "boundary_f")})
+    assert glued == {"ref_x": gain_text(results, "a", "b"),
+                     "ref_x_bf": gain_text(results, "a", "b", "boundary_f")}
+    assert glued["ref_x"].startswith("+7.5 points") and glued["ref_x_bf"] != glued["ref_x"]
+    glued.clear()
+    reference_module.glue_gains(None, {"x": ("a", "b")}, verdicts=True)
+    assert glued == {"ref_x": gain_text(None, "a", "b"), "verdict_x": gain_verdict(None, "a", "b")}
+    assert "missing" in glued["ref_x"] and "cannot be read yet" in glued["verdict_x"]
+    with pytest.raises(ValueError, match=r"\(base, variant\)"):
+        reference_module.glue_gains(results, {"x": ("a",)})
+
+
+def test_show_footing_displays_the_table_and_glues_the_reading(monkeypatch):
+    import IPython.display
+    from fusionlab.experiments import EXPERIMENTS, footing_reading
+    from fusionlab.experiments import reference as reference_module
+    shown, glued = [], {}
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setattr(reference_module, "glue",
+                        lambda name, value, display=True: glued.update({name: value}))
+    experiment = EXPERIMENTS["fusion-levels"]
+    reference_module.show_footing(experiment)
+    table, reading = footing_reading(experiment)
+    assert [s.data for s in shown] == [table] and glued == {"footing_reading": reading}
+    assert table.startswith("|") and reading

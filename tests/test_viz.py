@@ -198,3 +198,20 @@ def test_ablation_panels_stack_one_metric_each_on_a_shared_axis():
     plt.close(fig)
     with pytest.raises(ValueError, match="metrics"):
         viz.plot_ablation_panels({"runs": runs, "summary": summary}, ["a"], "t", metrics=())
+
+
+def test_class_gain_bars_show_the_mean_its_interval_and_each_seed():
+    summary = {"gains": np.array([[0.02, 0.10], [0.04, np.nan]]), "mean": np.array([0.03, 0.10]),
+               "low": np.array([0.01, np.nan]), "high": np.array([0.05, np.nan])}
+    ax = viz.plot_class_gain_bars(summary, ["Road", "Pole"], ["Pole"], title="b minus a")
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == pytest.approx([3.0, 10.0])
+    assert [b.get_hatch() for b in bars] == ["", "//"]
+    whiskers = ax.containers[1]  # the errorbar container: one whisker, Pole's NaN interval none
+    assert whiskers.lines[2][0].get_segments()[0][:, 1].tolist() == pytest.approx([1.0, 5.0])
+    dots = [line for line in ax.get_lines() if line.get_marker() == "."]
+    assert len(dots) == 2 and dots[0].get_ydata().tolist() == pytest.approx([2.0, 10.0])
+    assert ax.get_title() == "b minus a (hatched: thin classes)"
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match=r"\(seeds, 3\)"):
+        viz.plot_class_gain_bars(summary, ["Road", "Pole", "Car"])

@@ -42,6 +42,26 @@ def denormalise(image: torch.Tensor) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)  # (H, W, 3)
 
 
+def spread_samples(dataset, n: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """``n`` samples spread evenly over ``dataset``, its first and last included, so that the
+    samples of a split cut from videos come from different sequences (all of them when it
+    holds fewer).
+
+    Returns:
+        the indices, the images (n, 3, H, W) and the masks (n, H, W) stacked.
+
+    Raises:
+        ValueError: ``n`` below 1 or an empty dataset.
+    """
+    if n < 1 or len(dataset) == 0:
+        raise ValueError(f"n >= 1 samples of a non-empty dataset expected, got n = {n} of "
+                         f"{len(dataset)}")
+    indices = np.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().astype(int).tolist()
+    samples = [dataset[i] for i in indices]
+    return (indices, torch.stack([s["image"] for s in samples]),  # (n, 3, H, W)
+            torch.stack([s["mask"] for s in samples]))  # (n, H, W)
+
+
 class ArraySegmentation(Dataset):
     """Images and label maps held as arrays; returns normalised samples, optionally augmented.
 

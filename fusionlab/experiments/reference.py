@@ -8,7 +8,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from fusionlab.experiments.report import provenance_line, results_table
+from fusionlab.experiments.report import (footing_reading, gain_text, gain_verdict,
+                                          provenance_line, results_table)
+from fusionlab.experiments.spec import Experiment
+from fusionlab.notebook import glue
 
 
 def stored_runs(results: dict | None, variant: str) -> list[dict]:
@@ -18,9 +21,10 @@ def stored_runs(results: dict | None, variant: str) -> list[dict]:
     return [r for r in (results or {}).get("runs", []) if r["variant"] == variant]
 
 
-def loss_curve(results: dict | None, variant: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """``variant``'s training loss in its stored runs, averaged over the seeds: steps (L,) and
-    mean loss (L,); ``None`` when no stored run of it holds a loss history.
+def loss_curve(results: dict | None, variant: str) -> list[dict] | None:
+    """``variant``'s training loss in its stored runs, averaged over the seeds, as a training
+    history (``TrainResult.history``, what ``viz.plot_history`` draws): one ``{"step",
+    "loss"}`` per logged step; ``None`` when no stored run of it holds a loss history.
 
     Raises:
         ValueError: runs whose histories were logged at different steps.
@@ -32,7 +36,7 @@ def loss_curve(results: dict | None, variant: str) -> tuple[np.ndarray, np.ndarr
     if any(s != steps[0] for s in steps):
         raise ValueError(f"the runs of {variant!r} logged their losses at different steps")
     losses = np.array([[h["loss"] for h in r["history"]] for r in runs])  # (seeds, L)
-    return np.array(steps[0]), losses.mean(0)
+    return [{"step": step, "loss": float(loss)} for step, loss in zip(steps[0], losses.mean(0))]
 
 
 def final_loss(results: dict | None, variant: str, share: float = 0.1) -> float | None:
@@ -47,8 +51,8 @@ def final_loss(results: dict | None, variant: str, share: float = 0.1) -> float 
     curve = loss_curve(results, variant)
     if curve is None:
         return None
-    steps, loss = curve
-    return float(loss[steps > (1 - share) * steps[-1]].mean())
+    last = curve[-1]["step"]
+    return float(np.mean([h["loss"] for h in curve if h["step"] > (1 - share) * last]))
 
 
 def reference_status(results: dict | None, variants: Iterable[str]) -> str:
@@ -71,3 +75,32 @@ def reference_section(results: dict | None, variants: Iterable[str], command: st
                                                   else ": run the command above to produce "
                                                        "them."))
     return provenance_line(results) + "\n\n" + results_table(results, variants=list(variants))
+
+
+def glue_gains(results: dict | None, comparisons: dict[str, tuple], verdicts: bool = False) -> None:
+    """Glue the paired gains a chapter's prose quotes: for each ``key -> (base, variant)`` or
+    ``(base, variant, metric)`` of ``comparisons`` (metric ``"miou"`` by default), the gain as
+    text (``gain_text``) under ``ref_KEY`` and, with ``verdicts``, what it says
+    (``gain_verdict``) under ``verdict_KEY``. Missing results glue the texts that say so.
+
+    Raises:
+        ValueError: a comparison that is not (base, variant) or (base, variant, metric).
+    """
+    for key, comparison in comparisons.items():
+        if len(comparison) not in (2, 3):
+            raise ValueError(f"comparison {key!r}: (base, variant) or (base, variant, metric) "
+                             f"expected, got {comparison!r}")
+        glue(f"ref_{key}", gain_text(results, *comparison), display=False)
+        if verdicts:
+            glue(f"verdict_{key}", gain_verdict(results, *comparison), display=False)
+
+
+def show_footing(experiment: Experiment) -> None:
+    """Display ``experiment``'s pretrained comparisons on both footings, from scratch and on
+    the ImageNet encoder (``footing_reading``'s table, from the stored results), and glue what
+    they say for the prose as ``footing_reading``."""
+    from IPython.display import Markdown, display
+
+    table, reading = footing_reading(experiment)
+    display(Markdown(table))
+    glue("footing_reading", reading, display=False)

@@ -68,6 +68,37 @@ def live_summary(live: dict[str, LiveRun]) -> str:
         for name, run in live.items() for m in [run.result.metrics])
 
 
+def check_live(live: dict[str, LiveRun], data: Data, profile: Profile,
+               floors: dict[str, float]) -> dict[str, dict]:
+    """Check what a chapter's live runs reached before its prose quotes them: every mIoU in
+    [0, 1] with one IoU per class and, where the profile trains for real on CamVid (not
+    ``Profile.checks_only``, no synthetic fallback), each model of ``floors`` above its floor
+    (a level far above chance, which a run that trained nothing stays below).
+
+    Returns:
+        name -> the run's validation metrics (``TrainResult.metrics``).
+
+    Raises:
+        KeyError: a floor for a model that was not trained live.
+        ValueError: an mIoU outside [0, 1], per-class IoUs not one per class, or an mIoU at or
+            below its floor (names the model, the value and the floor).
+    """
+    unknown = sorted(set(floors) - set(live))
+    if unknown:
+        raise KeyError(f"floors for {unknown}, which were not trained live: {sorted(live)}")
+    metrics = {name: run.result.metrics for name, run in live.items()}
+    for name, m in metrics.items():
+        if not 0 <= m["miou"] <= 1 or len(m["iou"]) != len(data.classes):
+            raise ValueError(f"{name}: mIoU {m['miou']} with {len(m['iou'])} per-class IoUs, "
+                             f"expected one in [0, 1] and {len(data.classes)}")
+    if not profile.checks_only and not data.is_fallback:
+        low = {n: metrics[n]["miou"] for n, floor in floors.items() if metrics[n]["miou"] <= floor}
+        if low:
+            raise ValueError(f"live runs at or below their mIoU floors {floors}: {low}; a run "
+                             f"of the {profile.name} profile on CamVid trains far above chance")
+    return metrics
+
+
 def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size: int,
                 repeats: int = 10, steps: int = 3) -> dict[str, dict]:
     """What each model costs on the CPU, measured in this process, one model after the other.
@@ -141,12 +172,13 @@ def results_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
          for v in (variants or list(summary)) if v in summary])
 
 
-def gains_table(results: dict, experiment: Experiment,
+def gains_table(results: dict | None, experiment: Experiment,
                 pairs: list[tuple[str, str]] | None = None,
                 metrics=("miou", "thin_iou", "boundary_f")) -> str:
     """Markdown table of gains paired by seed, beside the paper's gain where it has one.
 
     Args:
+        results: the stored results; ``None`` (none stored yet) gives a sentence saying so.
         pairs: (base, variant) pairs; default every paper number with a ``base``.
 
     Columns: the step, the paper's gain (mIoU points), our mean gain per metric with its 95%
@@ -154,6 +186,8 @@ def gains_table(results: dict, experiment: Experiment,
     excludes 0; n/a for one seed, which has no interval). Pairs without a seed run for both
     variants are skipped.
     """
+    if results is None:
+        return f"The reference results of {experiment.name} are not stored yet: no gains to show."
     if pairs is None:
         pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     level = f"{100 * CONFIDENCE:.0f}%"

@@ -112,33 +112,78 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
             "same_sign": all(g > 0 for g in gains) or all(g < 0 for g in gains)}
 
 
-def class_gains(results: dict, base: str, variant: str) -> np.ndarray:
-    """The per-class IoU gain of ``variant`` over ``base``, paired by seed: the mean over the
-    seeds run for both of (variant - base) per class.
+PER_CLASS_METRICS = ("iou", "boundary_f_per_class")
+"""The per-class metrics a stored run holds: a list in the order of ``results["classes"]``
+(``iou``) or a mapping of class name to value (``boundary_f_per_class``); ``None`` or NaN where
+the class is absent from the validation labels."""
+
+
+def per_class_values(results: dict, run: dict, metric: str = "iou") -> np.ndarray:
+    """One stored run's per-class ``metric`` (``PER_CLASS_METRICS``) as (K,) floats in the
+    order of ``results["classes"]``, NaN for a class absent from the validation labels.
+
+    Raises:
+        ValueError: a metric that is not per class.
+        KeyError: a run without ``metric`` (names the metric and what the run has).
+    """
+    if metric not in PER_CLASS_METRICS:
+        raise ValueError(f"a per-class metric is one of {PER_CLASS_METRICS}, got {metric!r}")
+    if metric not in run:
+        raise KeyError(f"runs hold no {metric!r}; they have {sorted(run)}")
+    values = run[metric]
+    if isinstance(values, dict):  # class name -> value or None
+        values = [values.get(c) for c in results["classes"]]
+    return np.array([math.nan if v is None else v for v in values], dtype=float)  # (K,)
+
+
+def class_gain_summary(results: dict, base: str, variant: str, metric: str = "iou") -> dict:
+    """The per-class gains of ``variant`` over ``base``, paired by seed, and their summary per
+    class (the per-class counterpart of ``paired_gain``).
+
+    Returns:
+        ``seeds`` (run for both, ``shared_seeds``), ``gains`` (S, K): variant - base of
+        ``metric`` per seed and class, and per class (K,) each: ``mean`` over the seeds,
+        ``low`` and ``high`` (its 95% Student-t interval, NaN with fewer than two seeds) and
+        ``real`` (the interval excludes 0). Classes in the order of ``results["classes"]``;
+        NaN where a class is absent from the validation labels (in every paired run, for the
+        summaries).
+
+    Raises:
+        ValueError: a variant missing from the results, no seed run for both, or a metric that
+            is not per class.
+        KeyError: runs without ``metric``.
+    """
+    for name in (base, variant):
+        if not any(r["variant"] == name for r in results["runs"]):
+            raise ValueError(f"no runs of {name!r} in the results of "
+                             f"{results.get('experiment', '?')!r}")
+    seeds = shared_seeds(results, base, variant)
+    if not seeds:
+        raise ValueError(f"{base!r} and {variant!r} share no seed")
+    runs = {(r["variant"], r["seed"]): r for r in results["runs"]}
+    gains = np.stack([per_class_values(results, runs[variant, s], metric)
+                      - per_class_values(results, runs[base, s], metric)
+                      for s in seeds])  # (S, K)
+    finite = np.isfinite(gains)
+    mean = np.where(finite.any(0), np.where(finite, gains, 0.0).sum(0)
+                    / np.maximum(finite.sum(0), 1), np.nan)  # (K,)
+    low, high = np.array([t_interval(column) for column in gains.T]).T  # (K,) each
+    return {"seeds": seeds, "gains": gains, "mean": mean, "low": low, "high": high,
+            "real": (low > 0) | (high < 0)}
+
+
+def class_gains(results: dict, base: str, variant: str, metric: str = "iou") -> np.ndarray:
+    """The per-class gain of ``variant`` over ``base``, paired by seed: the mean over the
+    seeds run for both of (variant - base) per class (``class_gain_summary``).
 
     Returns:
         (K,) in the order of ``results["classes"]``; NaN for a class absent from the
         validation labels in every paired run.
 
     Raises:
-        ValueError: a variant missing from the results, or no seed run for both.
+        ValueError, KeyError: see ``class_gain_summary``.
     """
-    by_seed = {}
-    for name in (base, variant):
-        runs = {r["seed"]: np.array(r["iou"], dtype=float) for r in results["runs"]
-                if r["variant"] == name}  # seed -> (K,)
-        if not runs:
-            raise ValueError(f"no runs of {name!r} in the results of "
-                             f"{results.get('experiment', '?')!r}")
-        by_seed[name] = runs
-    seeds = sorted(set(by_seed[base]) & set(by_seed[variant]))
-    if not seeds:
-        raise ValueError(f"{base!r} and {variant!r} share no seed")
-    diffs = np.stack([by_seed[variant][s] - by_seed[base][s] for s in seeds])  # (seeds, K)
-    with np.errstate(invalid="ignore"):
-        counts = np.isfinite(diffs).sum(0)  # (K,)
-        sums = np.where(np.isfinite(diffs), diffs, 0.0).sum(0)
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)  # (K,)
+    return class_gain_summary(results, base, variant, metric)["mean"]
 
 
 def mean_interval(results: dict, variant: str, metric: str = "miou") -> tuple[float, float, float]:
