@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -193,6 +194,33 @@ def official_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float
     pos_part = (1 - p) ** gamma * (p - p * t)
     neg_part = p ** gamma * (max_val + ((-max_val).exp() + (-p - max_val).exp()).log())
     return (-(alpha * pos_part + (1 - alpha) * neg_part) * mask).mean()
+
+def loss_response(loss_fn: LossFn, logits: torch.Tensor,
+                  target: int) -> tuple[np.ndarray, np.ndarray]:
+    """A binary map loss and its gradient at each of a range of logits, each scored as a
+    one-pixel map with the same target: the curves that show what a loss pushes a logit
+    towards (chapter 4 compares the focal loss with the official code's transcription).
+
+    Args:
+        loss_fn: ``loss_fn(logits (1, 1, 1), target (1, 1, 1)) -> scalar``, e.g. ``focal_loss``.
+        logits: (P,) the logits to score.
+        target: 0 or 1, the pixel's label.
+
+    Returns:
+        ``(values, gradients)``: (P,) each, the loss and d loss / d logit at each logit.
+
+    Raises:
+        ValueError: logits that are not one-dimensional, or a target other than 0 or 1.
+    """
+    if logits.dim() != 1 or target not in (0, 1):
+        raise ValueError(f"(P,) logits and a target of 0 or 1 expected, got logits of shape "
+                         f"{tuple(logits.shape)} and target {target!r}")
+    x = logits.detach().clone().float().requires_grad_()
+    label = torch.tensor([[[target]]])                                      # (1, 1, 1)
+    values = torch.stack([loss_fn(v.view(1, 1, 1), label) for v in x])     # (P,)
+    values.sum().backward()
+    return values.detach().numpy(), x.grad.numpy()
+
 
 class AuxLoss(NamedTuple):
     """One auxiliary term of ``SegmentationLoss``: ``weight * fn(aux_logits, labels)``.

@@ -226,3 +226,126 @@ class SegmentationMetrics:
                 "boundary_f": f, "boundary_precision": precision, "boundary_recall": recall,
                 "boundary_f_per_class": per_class.tolist(), "boundary_images": n,
                 "boundary_tolerance": self.boundary_tolerance}
+
+
+class ClassMeans:
+    """The mean of per-pixel maps over the labelled pixels of each ground-truth class,
+    accumulated over a dataset: e.g. how open a gate is, or how strong a feature, on the
+    pixels of each class.
+
+    The maps and the labels must be on one grid: resize either before ``update`` (the choice,
+    interpolating the maps or taking the nearest label, is the caller's and is visible there).
+
+    Args:
+        num_classes: K.
+        ignore_index: label of void pixels, counted for no class.
+
+    Shape:
+        ``update(maps, labels)``: maps (N, R, H, W) (R maps per image, e.g. one per level) or
+        (N, H, W) (R = 1), labels (N, H, W). ``compute()`` -> (R, K) means; ``overall()`` ->
+        (R,) means over every labelled pixel.
+
+    Raises:
+        ValueError: maps and labels of other shapes or grids, a label outside [0, K) other
+            than ``ignore_index``, maps with another R than the earlier ones.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.sums: np.ndarray | None = None         # (R, K)
+        self.counts = np.zeros(num_classes)          # (K,) labelled pixels per class
+
+    def update(self, maps: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch: maps (N, R, H, W) or (N, H, W), labels (N, H, W); see the class."""
+        if maps.dim() == 3:
+            maps = maps[:, None]                                          # (N, 1, H, W)
+        if maps.dim() != 4 or labels.dim() != 3 or maps.shape[:1] + maps.shape[2:] != labels.shape:
+            raise ValueError(f"maps (N, R, H, W) or (N, H, W) and labels (N, H, W) on one grid "
+                             f"expected, got maps {tuple(maps.shape)} and labels "
+                             f"{tuple(labels.shape)}")
+        labelled = labels != self.ignore_index
+        if ((labels[labelled] < 0) | (labels[labelled] >= self.num_classes)).any():
+            raise ValueError(f"labels in [0, {self.num_classes}) or {self.ignore_index} "
+                             f"expected, got values {labels[labelled].unique().tolist()}")
+        if self.sums is None:
+            self.sums = np.zeros((maps.shape[1], self.num_classes))
+        elif self.sums.shape[0] != maps.shape[1]:
+            raise ValueError(f"{self.sums.shape[0]} maps per image expected (as before), got "
+                             f"{maps.shape[1]}")
+        one_hot = torch.zeros(labels.shape[0], self.num_classes, *labels.shape[1:],
+                              dtype=maps.dtype)                           # (N, K, H, W)
+        one_hot.scatter_(1, labels.clamp(0, self.num_classes - 1)[:, None],
+                         labelled[:, None].to(maps.dtype))                # void: all zeros
+        self.counts += one_hot.sum((0, 2, 3)).double().numpy()
+        self.sums += torch.einsum("nrhw,nkhw->rk", maps.detach().double(),
+                                  one_hot.double()).numpy()
+
+    def compute(self) -> np.ndarray:
+        """(R, K) means; NaN for a class with no labelled pixel seen.
+
+        Raises:
+            ValueError: nothing accumulated yet.
+        """
+        if self.sums is None:
+            raise ValueError("no maps accumulated yet: call update first")
+        present = self.counts > 0
+        return np.where(present, self.sums / np.maximum(self.counts, 1), np.nan)
+
+    def overall(self) -> np.ndarray:
+        """(R,) means over every labelled pixel seen, whatever its class.
+
+        Raises:
+            ValueError: nothing accumulated yet, or no labelled pixel.
+        """
+        if self.sums is None or self.counts.sum() == 0:
+            raise ValueError("no labelled pixel accumulated yet")
+        return self.sums.sum(1) / self.counts.sum()
+
+
+class BorderScores:
+    """How well a border map separates border pixels from the rest, accumulated over a
+    dataset: the mean predicted probability on border pixels and elsewhere, and precision and
+    recall at a threshold (DFN's Border Network, chapter 4).
+
+    Args:
+        threshold: probability above which a pixel counts as predicted border.
+        ignore_index: target value of pixels left out.
+
+    Shape:
+        ``update(probabilities, target)``: (N, H, W) probabilities in [0, 1] and (N, H, W)
+        targets of 0 (no border), 1 (border) or ``ignore_index`` (``BorderLoss().target``).
+
+    Raises:
+        ValueError: shapes that differ, target values other than 0, 1 or ``ignore_index``.
+    """
+
+    def __init__(self, threshold: float = 0.5, ignore_index: int = IGNORE_INDEX):
+        self.threshold, self.ignore_index = threshold, ignore_index
+        self.sums = np.zeros(4)      # p on borders, border pixels, p elsewhere, other pixels
+        self.hits = np.zeros(3)      # true positives, predicted borders, true borders
+
+    def update(self, probabilities: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch: (N, H, W) probabilities and targets; see the class."""
+        if probabilities.shape != target.shape:
+            raise ValueError(f"probabilities and target of one shape expected, got "
+                             f"{tuple(probabilities.shape)} and {tuple(target.shape)}")
+        border, other = target == 1, target == 0
+        if not (border | other | (target == self.ignore_index)).all():
+            raise ValueError(f"targets of 0, 1 or {self.ignore_index} expected, got values "
+                             f"{target.unique().tolist()}")
+        p = probabilities.detach().double()
+        above = p > self.threshold
+        self.sums += [float(p[border].sum()), float(border.sum()), float(p[other].sum()),
+                      float(other.sum())]
+        self.hits += [float((above & border).sum()), float((above & (border | other)).sum()),
+                      float(border.sum())]
+
+    def compute(self) -> dict[str, float]:
+        """``on`` and ``off``: the mean probability on border pixels and on the others;
+        ``precision`` (NaN if no pixel is above the threshold) and ``recall`` at the threshold;
+        ``separation``: on - off."""
+        on = float(self.sums[0] / max(self.sums[1], 1))
+        off = float(self.sums[2] / max(self.sums[3], 1))
+        precision = float(self.hits[0] / self.hits[1]) if self.hits[1] else math.nan
+        return {"on": on, "off": off, "precision": precision,
+                "recall": float(self.hits[0] / max(self.hits[2], 1)), "separation": on - off}

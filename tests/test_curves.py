@@ -127,3 +127,38 @@ def test_footing_reading_says_each_comparison_and_what_is_not_run(tmp_path, monk
                             "points (95% interval")
     assert first.endswith("which is a real gain")
     assert second == " the ImageNet encoder, FPN c2-c5 against FPN c4-c5 is not run yet."
+
+
+def test_the_curves_mean_and_the_schedule_sentence_read_a_curve():
+    curve = {750: {0: 0.55, 1: 0.56}, 1500: {0: 0.60, 1: 0.61},
+             3000: {0: 0.63, 1: 0.63}, 6000: {0: 0.635, 1: 0.64}}
+    assert report.curve_mean_text(curve, 1500) == "60.5%"
+    assert report.curve_mean_text(curve, 12000) == "not measured yet"
+    assert report.schedule_sentence(curve).startswith(
+        "So 1500 steps leave even the pretrained encoder short of where its training "
+        "flattens")
+    assert "train for 3000 steps" in report.schedule_sentence(curve)
+    assert report.schedule_sentence(curve, short=3000).startswith(
+        "So 3000 steps are long enough for the pretrained encoder (doubling them adds at most "
+        "1.5 points)")
+    assert report.schedule_sentence({750: {0: 0.5}}).startswith("No measured doubling adds")
+
+
+def test_the_footings_overview_is_every_chapters_table_under_its_name(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    monkeypatch.setenv("FUSIONLAB_RESULTS", str(tmp_path))
+    monkeypatch.setattr(store, "packaged_results", lambda name: None)
+    _store(tmp_path, "fusion-levels-cpu.json",
+           [("c5", s, 0.4) for s in range(3)] + [("FPN c2-c5", s, 0.45 + 0.01 * s)
+                                                 for s in range(3)])
+    experiment = Experiment("fusion-levels", "t", {v: Variant("fpn") for v in
+                                                   ("c5", "FPN c2-c5")},
+                            pretrained=(("c5", "FPN c2-c5"),))
+    chapters = [SimpleNamespace(number=1, experiments=(experiment,)),
+                SimpleNamespace(number=2, experiments=(experiment,))]
+    lines = report.footings_overview(chapters).splitlines()
+    own = footing_table(experiment, *load_footings(experiment.name)[:2]).splitlines()
+    assert lines[:2] == own[:2]                                         # one header
+    assert lines[2] == "| **chapter 1: fusion-levels** |  |  |  |"
+    assert lines[3] == own[2] and lines[3].startswith("| FPN c2-c5 vs c5 |  | +6.0 [")
+    assert lines[4] == "| **chapter 2: fusion-levels** |  |  |  |" and len(lines) == 6

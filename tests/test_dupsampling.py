@@ -218,6 +218,19 @@ def test_miou_star_scores_the_reconstruction_with_the_metrics(scenes):
         miou_star(scenes, low, ratio=4)
 
 
+
+def test_the_miou_star_sweep_scores_every_fit_length_and_ratio(scenes):
+    fits = {(4, True): fit_label_projection(scenes, 4, 16, cache=False),
+            (8, False): fit_label_projection(scenes, 8, 16, centred=False, cache=False)}
+    star = dup.miou_star_sweep(scenes, fits, (2, 16))
+    assert set(star) == {(True, 4, 2), (True, 4, 16), (False, 8, 2), (False, 8, 16),
+                         ("bilinear", 4), ("bilinear", 8)}
+    assert star[True, 4, 2] == pytest.approx(miou_star(scenes, fits[4, True].truncate(2))["miou"])
+    assert star["bilinear", 8] == pytest.approx(miou_star(scenes, ratio=8)["miou"])
+    assert star[True, 4, 2] < star[True, 4, 16]                 # more components, a better bound
+    with pytest.raises(ValueError, match="num_components"):
+        dup.miou_star_sweep(scenes, fits, (17,))
+
 def test_bilinear_reconstruction_is_pooled_shares_upsampled():
     masks = torch.tensor([[[0, 0, 1, 1, 255, 255],
                            [0, 1, 1, 1, 255, 2]]])  # (1, 2, 6): cells of 2 x 2

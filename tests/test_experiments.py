@@ -48,6 +48,21 @@ def test_profiles(monkeypatch):
         get_profile()
 
 
+def test_a_profile_describes_what_it_trains():
+    cpu = PROFILES["cpu"]
+    assert cpu.describe() == (
+        "a ResNet-18-shaped encoder (stage widths 32, 64, 128, 256) from scratch on CamVid's "
+        "367 training images at 120 × 160 pixels, for 1500 steps of batch 8, with a decoder "
+        "width of 64")
+    assert cpu.describe(16).endswith("with a decoder width of 64 and output stride 16")
+    smoke = PROFILES["smoke"]
+    assert "on CamVid's 16 training images at 48 × 64 pixels" in smoke.describe()
+    deeper = dataclasses.replace(cpu, blocks=(1, 1, 5, 1))
+    assert deeper.describe().startswith("a ResNet-shaped (1, 1, 5, 1 blocks per stage) encoder")
+    assert with_encoder(cpu, "mobilenet_v2-imagenet").describe().startswith(
+        "the MobileNetV2Encoder with torchvision's ImageNet weights on CamVid's 367")
+
+
 def test_profiles_name_their_encoder(tmp_path, monkeypatch):
     cpu = PROFILES["cpu"]
     assert cpu.encoder == "resnet" and not cpu.pretrained

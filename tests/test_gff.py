@@ -91,6 +91,23 @@ def test_closing_one_senders_gate_removes_exactly_its_term(sender):
         assert torch.allclose(before[l] - after[l], term, atol=1e-5)
 
 
+def test_the_terms_of_the_fusion_sum_to_it_and_name_their_sender():
+    torch.manual_seed(0)
+    levels = [torch.rand(2, 4, 16 // 2 ** i, 20 // 2 ** i) for i in range(3)]
+    gff = GatedFullyFusion(4, 3)
+    terms = gff.terms(levels)
+    fused = gff(levels)
+    gates = gff.gates(levels)
+    for l, row in enumerate(terms):
+        assert len(row) == 4 and row[1 + l] is None              # own term, then from each level
+        assert torch.allclose(row[0], (1 + gates[l]) * levels[l])
+        assert torch.allclose(sum(t for t in row if t is not None), fused[l], atol=1e-6)
+    assert torch.allclose(terms[0][3], (1 - gates[0]) * F.interpolate(
+        gates[2] * levels[2], size=(16, 20), mode="bilinear", align_corners=False), atol=1e-6)
+    with pytest.raises(ValueError, match="parallel order only"):
+        GatedFullyFusion(4, 3, order="sequential").terms(levels)
+
+
 def test_sequential_order_is_the_released_in_place_loop_and_differs_from_the_paper():
     levels = pyramid()
     parallel = gff_module(order="parallel")

@@ -232,3 +232,20 @@ def test_cross_entropy_names_bad_labels_and_shapes():
     with pytest.raises(ValueError, match=r"\(1, 3, 2, 2\).*\(1, 3, 3\)"):
         cross_entropy(torch.randn(1, 3, 2, 2), torch.zeros(1, 3, 3, dtype=torch.long))
 
+
+
+def test_the_loss_response_is_each_logits_loss_and_gradient():
+    from fusionlab.losses import loss_response
+    logits = torch.tensor([-2.0, 0.0, 3.0])
+    bce = partial(focal_loss, alpha=0.5, gamma=0.0)          # 0.5 x binary cross-entropy
+    values, grads = loss_response(bce, logits, 1)
+    p = torch.sigmoid(logits)
+    assert values == pytest.approx((-0.5 * torch.log(p)).numpy(), rel=1e-5)
+    assert grads == pytest.approx((0.5 * (p - 1)).numpy(), rel=1e-5)   # d/dx of -0.5 log p
+    values0, grads0 = loss_response(bce, logits, 0)
+    assert values0 == pytest.approx((-0.5 * torch.log(1 - p)).numpy(), rel=1e-5)
+    assert (grads0 > 0).all() and (grads < 0).all()           # towards each target
+    with pytest.raises(ValueError, match=r"\(P,\) logits and a target of 0 or 1"):
+        loss_response(bce, logits, 2)
+    with pytest.raises(ValueError, match="shape"):
+        loss_response(bce, logits[None], 1)

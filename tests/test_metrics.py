@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from fusionlab import IGNORE_INDEX
 from fusionlab.metrics import SegmentationMetrics
+
 
 def test_confusion_matrix_by_hand():
     target = torch.tensor([[[0, 0, 1], [1, 2, 255]]])
@@ -237,3 +239,56 @@ def test_float_labels_are_refused_but_float_scores_are_argmaxed():
     scores = torch.tensor([[[[0.1, 0.0]], [[0.7, 0.1]], [[0.2, 0.9]]]])  # (1, 3, 1, 2)
     m.update(scores, torch.tensor([[[1, 2]]]))
     assert m.confusion.tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def test_class_means_average_each_map_over_each_classs_labelled_pixels():
+    from fusionlab.metrics import ClassMeans
+    labels = torch.tensor([[[0, 0, 1], [1, IGNORE_INDEX, 2]]])             # (1, 2, 3)
+    maps = torch.tensor([[[[1., 3., 5.], [7., 100., 2.]],                  # (1, 2, 2, 3)
+                          [[0., 0., 1.], [1., 100., 0.]]]])
+    means = ClassMeans(4)
+    means.update(maps, labels)
+    means.update(maps[:, :, :1], labels[:, :1])                            # class 0 again, 1 again
+    expected = np.array([[(1 + 3 + 1 + 3) / 4, (5 + 7 + 5) / 3, 2, np.nan],
+                         [0, (1 + 1 + 1) / 3, 0, np.nan]])
+    assert np.allclose(means.compute(), expected, equal_nan=True)      # void (100) never counts
+    assert means.counts.tolist() == [4, 3, 1, 0]
+    assert np.allclose(means.overall(), [(1 + 3 + 5 + 7 + 2 + 1 + 3 + 5) / 8, 3 / 8])
+    single = ClassMeans(4)
+    single.update(maps[:, 0], labels)                                      # (N, H, W): R = 1
+    assert single.compute().shape == (1, 4)
+
+
+def test_class_means_reject_other_grids_labels_and_map_counts():
+    from fusionlab.metrics import ClassMeans
+    means = ClassMeans(3)
+    with pytest.raises(ValueError, match="nothing|no maps"):
+        means.compute()
+    with pytest.raises(ValueError, match="one grid"):
+        means.update(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):
+        means.update(torch.zeros(1, 1, 2, 2), torch.full((1, 2, 2), 5))
+    means.update(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="2 maps per image expected"):
+        means.update(torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_border_scores_separate_borders_and_score_the_threshold():
+    from fusionlab.metrics import BorderScores
+    target = torch.tensor([[[1, 1, 0, 0, IGNORE_INDEX]]])                  # (1, 1, 5)
+    p = torch.tensor([[[0.9, 0.4, 0.6, 0.1, 0.99]]])
+    scores = BorderScores()
+    scores.update(p, target)
+    s = scores.compute()
+    assert s["on"] == pytest.approx(0.65) and s["off"] == pytest.approx(0.35)
+    assert s["separation"] == pytest.approx(0.3)
+    assert s["precision"] == pytest.approx(1 / 2)      # 0.9 right, 0.6 wrong; 0.99 is ignored
+    assert s["recall"] == pytest.approx(1 / 2)
+    assert all(type(v) is float for v in s.values())         # plain numbers for the prose
+    none_above = BorderScores()
+    none_above.update(torch.zeros(1, 1, 5), target)
+    assert math.isnan(none_above.compute()["precision"])
+    with pytest.raises(ValueError, match="one shape"):
+        scores.update(p[..., :4], target)
+    with pytest.raises(ValueError, match="targets of 0, 1"):
+        scores.update(p, torch.full((1, 1, 5), 2))

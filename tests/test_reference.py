@@ -114,3 +114,54 @@ def test_show_footing_displays_the_table_and_glues_the_reading(monkeypatch):
     table, reading = footing_reading(experiment)
     assert [s.data for s in shown] == [table] and glued == {"footing_reading": reading}
     assert table.startswith("|") and reading
+
+
+def test_histories_seed_means_and_mean_text_read_the_stored_runs():
+    from fusionlab.experiments.reference import mean_text, run_histories, seed_mean
+    results = _results()
+    assert run_histories(results, "a") == [_history(1), _history(3)]
+    assert run_histories(results, "b") == [] and run_histories(None, "a") == []
+    assert seed_mean(results, "a") == pytest.approx(0.5)
+    assert seed_mean(results, "a", seeds=[1]) == pytest.approx(0.6)
+    assert seed_mean(results, "a", seeds=[7]) is None and seed_mean(None, "a") is None
+    results["summary"]["a"]["miou"] = {"mean": 0.5, "std": 0.1}
+    assert mean_text(results, "a") == "0.500 (mean of 2 seeds)"
+    assert mean_text(results, "z") is None and mean_text(None, "a") is None
+
+
+def _schedule(offset, seeds=(0, 1, 2)):
+    """A results file of variants "base" and "new" whose mIoU is 0.4 + offset (+ 0.02 for
+    "new") plus a seed-dependent wobble, each with a loss history."""
+    runs = [{"variant": v, "seed": s, "miou": 0.4 + offset + (0.02 if v == "new" else 0)
+             + 0.001 * s * (1 + (v == "new")), "history": _history(1 + offset)}
+            for s in seeds for v in ("base", "new")]
+    return {"runs": runs, "summary": {v: {"seeds": list(seeds)} for v in ("base", "new")}}
+
+
+def test_a_schedule_comparison_pairs_the_seeds_every_schedule_ran():
+    from fusionlab.experiments.reference import schedule_comparison
+    compared = schedule_comparison({1500: _schedule(0), 3000: _schedule(0.1, (0, 1))},
+                                   "base", "new")
+    assert compared["seeds"] == [0, 1]
+    assert compared["miou"][1500]["base"] == pytest.approx(100 * (0.4 + 0.0005))
+    assert compared["miou"][3000]["new"] == pytest.approx(100 * (0.52 + 0.001))
+    assert compared["gap"][1500] == pytest.approx(0.02 + 0.001)          # all 3 seeds paired
+    assert compared["gap"][3000] == pytest.approx(0.02 + 0.0005)
+    assert compared["table"].startswith("Seeds 0, 1, mIoU in %:\n\n| schedule | base mIoU |")
+    assert "| 3000 steps | 50.0 | 52.1 |" in compared["table"]
+    assert list(compared["curves"]) == ["base, 1500 steps", "new, 1500 steps",
+                                        "base, 3000 steps", "new, 3000 steps"]
+    with pytest.raises(ValueError, match="no seed ran both"):
+        schedule_comparison({1500: _schedule(0, (0,)), 3000: _schedule(0, (1,))}, "base", "new")
+
+
+def test_pareto_points_pair_each_cost_with_the_mean_and_interval_in_percent():
+    from fusionlab.experiments.reference import pareto_points
+    from fusionlab.experiments.stats import mean_interval
+    results = _schedule(0)
+    points = pareto_points(results, {"base": 1.5, "new": 2.0, "never run": 3.0})
+    assert list(points) == ["base", "new"]
+    mean, low, high = mean_interval(results, "new")
+    assert points["new"] == pytest.approx((2.0, 100 * mean, 100 * low, 100 * high))
+    assert low < mean < high
+    assert pareto_points(None, {"base": 1.5}) == {}

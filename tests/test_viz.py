@@ -215,3 +215,146 @@ def test_class_gain_bars_show_the_mean_its_interval_and_each_seed():
     plt.close(ax.figure)
     with pytest.raises(ValueError, match=r"\(seeds, 3\)"):
         viz.plot_class_gain_bars(summary, ["Road", "Pole", "Car"])
+
+
+def test_class_heat_map_writes_each_cell_and_darkens_its_text_on_the_low_half():
+    values = np.array([[0.1, np.nan, 0.9], [0.5, 0.2, 0.7]])
+    ax = viz.plot_class_heatmap(values, ["c2", "c3"], CLASSES, ["blue"], "mean gate",
+                                limits=(0, 1))
+    assert ax.images[0].get_clim() == (0, 1)
+    texts = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
+    assert len(texts) == 5                                       # NaN left blank
+    assert texts[((0, 0), "0.10")] == "white" and texts[((2, 0), "0.90")] == "black"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["red", "green", "blue*"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c2", "c3"]
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        viz.plot_class_heatmap(values[:, :2], ["c2", "c3"], CLASSES)
+
+
+def test_class_bars_leave_out_absent_classes_and_group_several_series():
+    ax = viz.plot_class_bars({"one": np.array([0.2, np.nan, 0.5])}, CLASSES, PALETTE)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["red", "blue"]
+    assert [b.get_height() for b in ax.patches] == pytest.approx([0.2, 0.5])
+    assert ax.patches[1].get_facecolor()[:3] == pytest.approx((0, 0, 1))   # the class colour
+    plt.close(ax.figure)
+    ax = viz.plot_class_bars({"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.3, 0.2, 0.1])},
+                             CLASSES)
+    assert len(ax.patches) == 6 and ax.get_legend() is not None
+    assert ax.patches[0].get_x() < ax.patches[3].get_x() < ax.patches[1].get_x()  # side by side
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="one per class"):
+        viz.plot_class_bars({"a": np.zeros(2)}, CLASSES)
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_class_bars({}, CLASSES)
+
+
+def test_shares_stack_to_one_per_row():
+    shares = np.array([[0.5, 0.25, 0.25], [0.1, 0.0, 0.9]])
+    ax = viz.plot_shares(shares, ["x", "y"], ["own", "p", "q"])
+    lefts = [b.get_x() for b in ax.patches]
+    widths = [b.get_width() for b in ax.patches]
+    assert widths == pytest.approx([0.5, 0.1, 0.25, 0.0, 0.25, 0.9])     # part by part
+    assert lefts == pytest.approx([0, 0, 0.5, 0.1, 0.75, 0.1])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["own", "p", "q"]
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="sum to 1"):
+        viz.plot_shares(shares * 2, ["x", "y"], ["own", "p", "q"])
+    with pytest.raises(ValueError, match=r"\(2, 2\)"):
+        viz.plot_shares(shares, ["x", "y"], ["own", "p"])
+
+
+def test_output_scores_draw_each_output_per_metric():
+    per_output = {"main": {"miou": 0.5, "boundary_f": 0.3},
+                  "aux": {"miou": 0.2, "boundary_f": 0.1}}
+    fig = viz.plot_output_scores(per_output, {"head": "aux", "output": "main"},
+                                 ("miou", "boundary_f"))
+    assert [b.get_height() for b in fig.axes[0].patches] == pytest.approx([0.2, 0.5])
+    assert [b.get_height() for b in fig.axes[1].patches] == pytest.approx([0.1, 0.3])
+    assert fig.axes[1].get_ylabel() == "validation boundary F"
+    plt.close(fig)
+    with pytest.raises(KeyError, match="stage_c5"):
+        viz.plot_output_scores(per_output, {"c5": "stage_c5"})
+
+
+def test_channel_weights_sort_the_channels_by_their_mean():
+    w = np.array([[0.1, 0.9, 0.5], [0.3, 0.7, 0.5]])
+    fig = viz.plot_channel_weights({"CAB of c2": w, "CAB of c3": w[:, ::-1]})
+    shown = fig.axes[0].images[0].get_array()
+    assert np.asarray(shown) == pytest.approx(np.array([[0.9, 0.5, 0.1], [0.7, 0.5, 0.3]]))
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["CAB of c2", "CAB of c3"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"\(n, C\)"):
+        viz.plot_channel_weights({"x": np.zeros(3)})
+
+
+def test_loss_responses_draw_a_column_per_loss_and_a_line_per_target():
+    logits = np.linspace(-1, 1, 5)
+    curves = {"a": {0: (logits ** 2, 2 * logits), 1: (-logits, -np.ones(5))}, "b": {
+        1: (logits, np.ones(5))}}
+    fig = viz.plot_loss_responses(logits, curves)
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["a", "b"]
+    assert len(axes[0, 0].get_lines()) == 3 and len(axes[0, 1].get_lines()) == 2   # + y = 0
+    assert axes[1, 0].get_lines()[0].get_ydata().tolist() == pytest.approx(2 * logits)
+    plt.close(fig)
+
+
+def test_miou_star_and_explained_variance_plots_draw_every_fit():
+    star = {(True, 8, 4): 0.9, (True, 8, 16): 0.95, (False, 8, 4): 0.8, (False, 8, 16): 0.9,
+            ("bilinear", 8): 0.85, (True, 16, 4): 0.7, (True, 16, 16): 0.8, ("bilinear", 16): 0.6}
+    ax = viz.plot_miou_star(star)
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 2
+             and line.get_xdata()[0] == 4]
+    assert [line.get_ydata().tolist() for line in lines] == [[90, 95], [80, 90], [70, 80]]
+    assert sorted(line.get_ydata()[0] for line in ax.get_lines()
+                  if line.get_linestyle() == ":") == pytest.approx([60, 85])
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="nothing to draw"):
+        viz.plot_miou_star({("bilinear", 8): 0.5})
+    ax = viz.plot_explained_variance({"r = 8": np.array([0.5, 0.3, 0.2])}, {"C": 2})
+    assert ax.get_lines()[0].get_ydata().tolist() == pytest.approx([50, 80, 100])
+    assert ax.get_lines()[1].get_xdata()[0] == 2
+    plt.close(ax.figure)
+
+
+def test_dap_votes_show_the_window_the_votes_and_their_mean():
+    votes = torch.zeros(3, 3, 3)
+    votes[..., 2] = torch.arange(9.0).view(3, 3)                  # votes for class 2
+    labels = torch.full((4, 5), 2)
+    fig = viz.plot_dap_votes(np.zeros((16, 20, 3), np.uint8), labels, votes, (1, 2), CLASSES,
+                             PALETTE)
+    written = sorted(float(t.get_text()) for t in fig.axes[1].texts)
+    assert written == list(range(9))
+    assert [b.get_height() for b in fig.axes[2].patches] == pytest.approx([0, 0, 4])
+    box = fig.axes[0].patches[0]
+    assert (box.get_x(), box.get_y(), box.get_width()) == (3.5, -0.5, 12)   # 3 x 3 cells of 4
+    plt.close(fig)
+    with pytest.raises(ValueError, match="outside|inside"):
+        viz.plot_dap_votes(np.zeros((16, 20, 3), np.uint8), labels, votes, (4, 0), CLASSES,
+                           PALETTE)
+
+
+def test_fusion_level_panels_keep_one_legend_and_one_axis_label():
+    summary = {n: {m: {"mean": 0.5, "std": 0.0} for m in ("miou", "thin_iou", "boundary_f")}
+               for n in ("c5", "FPN c4-c5", "UNet c4-c5")}
+    fig = viz.plot_fusion_level_panels({"summary": summary}, "t")
+    assert [ax.get_legend() is not None for ax in fig.axes] == [True, False, False]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["", "", "fused levels"]
+    plt.close(fig)
+
+
+def test_prediction_rows_take_a_batch_of_model_inputs_and_histories_several_runs():
+    from fusionlab.datasets.base import denormalise
+    images = torch.randn(2, 3, 8, 10)
+    masks = torch.randint(0, 3, (2, 8, 10))
+    fig = viz.prediction_rows(images, masks, {"A": masks}, PALETTE)
+    assert fig.axes[0].images[0].get_array().tolist() == denormalise(images[0]).tolist()
+    plt.close(fig)
+    runs = [[{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}],
+            [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 1.5}]]
+    ax = viz.plot_history({"two seeds": runs, "one run": runs[0]})
+    assert len(ax.get_lines()) == 3
+    assert ax.get_lines()[0].get_color() == ax.get_lines()[1].get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["two seeds", "one run"]
+    plt.close(ax.figure)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fusionlab.datasets.camvid import SPLIT_SIZES
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.experiments.banner import fallback_banner
 from fusionlab.train import TrainConfig
@@ -68,6 +69,24 @@ class Profile:
         """Whether its runs only check that everything runs (``smoke``, a ``dry_run``): too
         short to learn, so no chapter asserts on what they reach."""
         return self.name == "smoke" or self.steps < DRY_RUN_STEPS
+
+    def describe(self, output_stride: int | None = None) -> str:
+        """What the profile trains, as a phrase for the book's text: "a ResNet-18-shaped
+        encoder (stage widths 32, 64, 128, 256) from scratch on CamVid's 367 training images at
+        120 × 160 pixels, for 1500 steps of batch 8, with a decoder width of 64", and the
+        output stride when one is given."""
+        if self.encoder != "resnet":
+            encoder = f"the {ENCODERS[self.encoder]}"
+        else:
+            shape = ("ResNet-18-shaped" if self.blocks == (2, 2, 2, 2) else
+                     f"ResNet-shaped ({', '.join(map(str, self.blocks))} blocks per stage)")
+            encoder = (f"a {shape} encoder (stage widths {', '.join(map(str, self.widths))}) "
+                       f"from scratch")
+        images = self.train_images or SPLIT_SIZES["train"]
+        stride = f" and output stride {output_stride}" if output_stride else ""
+        return (f"{encoder} on CamVid's {images} training images at {self.size[0]} × "
+                f"{self.size[1]} pixels, for {self.steps} steps of batch {self.batch_size}, "
+                f"with a decoder width of {self.channels}{stride}")
 
 
 ENCODERS = {

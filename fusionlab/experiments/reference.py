@@ -1,6 +1,7 @@
 """What a chapter reads from its stored reference results, without indexing the raw JSON: the
-runs of a variant, their loss curve and final training loss, what is still to run, and the
-section that opens a chapter's reference results (provenance and table)."""
+runs of a variant, their histories, loss curve and final training loss, means over seeds, one
+pair at several schedule lengths, what is still to run, and the section that opens a chapter's
+reference results (provenance and table)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 from fusionlab.experiments.report import (footing_reading, gain_text, gain_verdict,
                                           provenance_line, results_table)
 from fusionlab.experiments.spec import Experiment
-from fusionlab.notebook import glue
+from fusionlab.experiments.stats import mean_interval, paired_gain, shared_seeds
+from fusionlab.notebook import glue, markdown_table
 
 
 def stored_runs(results: dict | None, variant: str) -> list[dict]:
@@ -19,6 +21,79 @@ def stored_runs(results: dict | None, variant: str) -> list[dict]:
     without runs of it). Each run holds ``seed``, the metrics (``miou``, ``iou``, ...),
     ``final_loss`` and, when stored, ``history``."""
     return [r for r in (results or {}).get("runs", []) if r["variant"] == variant]
+
+
+def run_histories(results: dict | None, variant: str) -> list[list[dict]]:
+    """The training histories (``TrainResult.history``: ``{"step", "loss"}`` per logged step)
+    of ``variant``'s stored runs that hold one, a list per seed in the file's order."""
+    return [r["history"] for r in stored_runs(results, variant) if "history" in r]
+
+
+def seed_mean(results: dict | None, variant: str, seeds: Iterable[int] | None = None,
+              metric: str = "miou") -> float | None:
+    """``variant``'s ``metric`` (a fraction) averaged over its stored runs of ``seeds`` (all
+    its seeds when ``None``); ``None`` when no such run is stored."""
+    keep = None if seeds is None else set(seeds)
+    values = [r[metric] for r in stored_runs(results, variant)
+              if keep is None or r["seed"] in keep]
+    return float(np.mean(values)) if values else None
+
+
+def mean_text(results: dict | None, variant: str, metric: str = "miou") -> str | None:
+    """``variant``'s mean ``metric`` over its stored seeds for the prose, e.g. ``"0.512 (mean
+    of 3 seeds)"``; ``None`` when it was not run."""
+    summary = (results or {}).get("summary", {}).get(variant)
+    if summary is None:
+        return None
+    return f"{summary[metric]['mean']:.3f} (mean of {len(summary['seeds'])} seeds)"
+
+
+def pareto_points(results: dict | None, costs: dict[str, float],
+                  metric: str = "miou") -> dict[str, tuple[float, float, float, float]]:
+    """The points of ``viz.plot_pareto``: for each variant of ``costs`` that ``results`` ran,
+    ``(cost, mean, low, high)``, the mean of ``metric`` over its seeds and its 95% interval in
+    percent (``stats.mean_interval``); empty without results."""
+    summary = (results or {}).get("summary", {})
+    return {v: (cost, *(100 * x for x in mean_interval(results, v, metric)))
+            for v, cost in costs.items() if v in summary}
+
+
+def schedule_comparison(schedules: dict[int, dict], base: str, variant: str) -> dict:
+    """One pair of variants at several schedule lengths (one results file per length), over
+    the seeds every file ran for both: what chapter 4 reads to see whether a module only
+    trains more slowly.
+
+    Args:
+        schedules: steps -> that schedule's results, shortest first.
+        base, variant: the pair.
+
+    Returns:
+        ``seeds`` (sorted), ``miou``: steps -> {base, variant: mean mIoU in %} over those seeds,
+        ``gap``: steps -> the paired mean gain (a fraction, all the file's shared seeds),
+        ``table``: the Markdown table (mIoU, paired gain, final training losses per
+        schedule), ``curves``: ``"VARIANT, N steps"`` -> the mean loss curve, for
+        ``viz.plot_history``.
+
+    Raises:
+        ValueError: no seed run for both variants in every schedule.
+    """
+    seeds = sorted(set.intersection(*(set(shared_seeds(r, base, variant))
+                                      for r in schedules.values())))
+    if not seeds:
+        raise ValueError(f"no seed ran both {base!r} and {variant!r} in every schedule "
+                         f"({', '.join(map(str, schedules))} steps)")
+    miou = {n: {v: 100 * seed_mean(r, v, seeds) for v in (base, variant)}
+            for n, r in schedules.items()}
+    rows = [[f"{n} steps", f"{miou[n][base]:.1f}", f"{miou[n][variant]:.1f}",
+             gain_text(r, base, variant), f"{final_loss(r, base):.3f} / "
+             f"{final_loss(r, variant):.3f}"] for n, r in schedules.items()]
+    table = (f"Seeds {', '.join(map(str, seeds))}, mIoU in %:\n\n" + markdown_table(
+        ["schedule", f"{base} mIoU", f"{variant} mIoU", f"{variant} vs {base}, paired",
+         f"final training loss, {base} / {variant}"], rows))
+    return {"seeds": seeds, "miou": miou, "table": table,
+            "gap": {n: paired_gain(r, base, variant)["mean"] for n, r in schedules.items()},
+            "curves": {f"{v}, {n} steps": loss_curve(r, v) for n, r in schedules.items()
+                       for v in (base, variant)}}
 
 
 def loss_curve(results: dict | None, variant: str) -> list[dict] | None:
@@ -29,13 +104,13 @@ def loss_curve(results: dict | None, variant: str) -> list[dict] | None:
     Raises:
         ValueError: runs whose histories were logged at different steps.
     """
-    runs = [r for r in stored_runs(results, variant) if "history" in r]
-    if not runs:
+    histories = run_histories(results, variant)
+    if not histories:
         return None
-    steps = [[h["step"] for h in r["history"]] for r in runs]
+    steps = [[h["step"] for h in history] for history in histories]
     if any(s != steps[0] for s in steps):
         raise ValueError(f"the runs of {variant!r} logged their losses at different steps")
-    losses = np.array([[h["loss"] for h in r["history"]] for r in runs])  # (seeds, L)
+    losses = np.array([[h["loss"] for h in history] for history in histories])  # (seeds, L)
     return [{"step": step, "loss": float(loss)} for step, loss in zip(steps[0], losses.mean(0))]
 
 
@@ -77,7 +152,8 @@ def reference_section(results: dict | None, variants: Iterable[str], command: st
     return provenance_line(results) + "\n\n" + results_table(results, variants=list(variants))
 
 
-def glue_gains(results: dict | None, comparisons: dict[str, tuple], verdicts: bool = False) -> None:
+def glue_gains(results: dict | None, comparisons: dict[str, tuple],
+               verdicts: bool = False) -> None:
     """Glue the paired gains a chapter's prose quotes: for each ``key -> (base, variant)`` or
     ``(base, variant, metric)`` of ``comparisons`` (metric ``"miou"`` by default), the gain as
     text (``gain_text``) under ``ref_KEY`` and, with ``verdicts``, what it says

@@ -14,7 +14,8 @@ import torch
 from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
                              training_step_time)
 from fusionlab.experiments.builders import BuildContext, Variant, build_model
-from fusionlab.experiments.curves import curve_summary, load_footings
+from fusionlab.experiments.curves import (CONVERGED_GAIN, curve_summary, load_footings,
+                                          reference_schedule)
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
@@ -236,13 +237,9 @@ def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
     return markdown_table(header, rows)
 
 
-def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
-                  metric: str = "miou") -> str:
-    """Markdown table of an experiment's ``pretrained`` comparisons on both footings: the
-    paper's gain where it reports one for that pair, then the gain paired by seed with its 95%
-    interval, the seed count and the verdict, from scratch and on the ImageNet encoder; "not
-    run" where a footing lacks the pair."""
-    level = f"{100 * CONFIDENCE:.0f}%"
+def _footing_rows(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
+                  metric: str) -> list[list[str]]:
+    """The rows of ``footing_table``, one per ``pretrained`` comparison."""
     rows = []
     for base, variant in experiment.pretrained:
         paper = experiment.paper.get(variant)
@@ -257,8 +254,42 @@ def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict
             cells.append(f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, "
                          f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds: {verdict}")
         rows.append([f"{variant} vs {base}", *cells])
-    return markdown_table(["comparison", "paper", f"from scratch [{level} CI]",
-                           f"ImageNet encoder [{level} CI]"], rows)
+    return rows
+
+
+def _footing_header() -> list[str]:
+    level = f"{100 * CONFIDENCE:.0f}%"
+    return ["comparison", "paper", f"from scratch [{level} CI]", f"ImageNet encoder [{level} CI]"]
+
+
+def footing_table(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
+                  metric: str = "miou") -> str:
+    """Markdown table of an experiment's ``pretrained`` comparisons on both footings: the
+    paper's gain where it reports one for that pair, then the gain paired by seed with its 95%
+    interval, the seed count and the verdict, from scratch and on the ImageNet encoder; "not
+    run" where a footing lacks the pair."""
+    return markdown_table(_footing_header(), _footing_rows(experiment, scratch, pretrained,
+                                                           metric))
+
+
+def footings_overview(chapters, profile: str = "cpu", metric: str = "miou") -> str:
+    """Every chapter's ``footing_table`` in one Markdown table (chapter 6's summary of the
+    papers on both footings): a bold row names each chapter and experiment above its
+    comparisons.
+
+    Args:
+        chapters: ``ablations.Chapter`` objects, e.g. ``ablations.CHAPTERS[:-1]``.
+
+    Raises:
+        ValueError: a corrupt results file.
+    """
+    rows = []
+    for chapter in chapters:
+        for experiment in chapter.experiments:
+            scratch, pretrained, _ = load_footings(experiment.name, profile)
+            rows.append([f"**chapter {chapter.number}: {experiment.name}**", "", "", ""])
+            rows += _footing_rows(experiment, scratch, pretrained, metric)
+    return markdown_table(_footing_header(), rows)
 
 
 def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, str]:
@@ -349,6 +380,33 @@ def doubling_text(curve: dict[int, dict[int, float]], steps: int) -> str:
     if row is None or row["gain"] is None:
         return "not measured yet"
     return _gain_words(row["gain"], row["ci"])
+
+
+def curve_mean_text(curve: dict[int, dict[int, float]], steps: int) -> str:
+    """The mean over seeds of a learning curve (``curves.learning_curve``) at ``steps``, in
+    percent for the prose (``"61.2%"``), or ``"not measured yet"``."""
+    if steps not in curve:
+        return "not measured yet"
+    values = list(curve[steps].values())
+    return f"{100 * sum(values) / len(values):.1f}%"
+
+
+def schedule_sentence(curve: dict[int, dict[int, float]], short: int = 1500) -> str:
+    """What a learning curve of the ImageNet encoder settles about the reference schedule, as
+    a sentence for the prose (chapter 1): the schedule ``reference_schedule`` picks and how it
+    compares with the ``short`` schedule of the from-scratch ladders, or that no measured
+    doubling settles it yet."""
+    schedule, limit = reference_schedule(curve), f"{100 * CONVERGED_GAIN:.1f} points"
+    if schedule is None:
+        return (f"No measured doubling adds at most {limit} yet, so the reference schedule of "
+                f"the ImageNet encoder cannot be decided from these runs.")
+    if schedule > short:
+        return (f"So {short} steps leave even the pretrained encoder short of where its "
+                f"training flattens, and the reference runs on it (each paper's comparisons on "
+                f"the papers' footing) train for {schedule} steps: the shortest schedule "
+                f"measured here whose doubling adds at most {limit}.")
+    return (f"So {short} steps are long enough for the pretrained encoder (doubling them adds "
+            f"at most {limit}), and its reference runs keep that schedule.")
 
 
 def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:

@@ -205,6 +205,30 @@ class GatedFullyFusion(nn.Module):
         return [torch.sigmoid(conv(x))  # (N, gate_channels, H_l, W_l)
                 for conv, x in zip(self.gate_convs, levels)]
 
+    def terms(self, levels: Sequence[torch.Tensor]) -> list[list[torch.Tensor | None]]:
+        """The fusion split into its terms, to see what each level receives from which:
+        for receiver l, ``[(1 + G_l) * X_l]`` (its own term) followed by
+        ``(1 - G_l) * Up(G_i * X_i)`` for each level i (``None`` at i = l). The terms of
+        receiver l sum to ``forward(levels)[l]`` up to rounding.
+
+        Shape:
+            [(N, C, H_l, W_l) for l = 1..L] -> L lists of 1 + L entries, each (N, C, H_l, W_l)
+            or ``None``.
+
+        Raises:
+            ValueError: see the class; also for ``order="sequential"``, whose senders are
+                already fused and have no such split.
+        """
+        if self.order != "parallel":
+            raise ValueError(f"the terms of the fusion are defined for the paper's parallel "
+                             f"order only, not order={self.order!r}")
+        levels = list(levels)
+        gates = self.gates(levels)
+        return [[(1 + g) * x] + [None if i == l else  # (N, C, H_l, W_l) each
+                                 (1 - g) * upsample_like(gates[i] * levels[i], x)
+                                 for i in range(self.num_levels)]
+                for l, (x, g) in enumerate(zip(levels, gates))]
+
     def forward(self, levels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         levels = list(levels)
         gates = self.gates(levels)

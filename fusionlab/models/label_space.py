@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -604,5 +605,34 @@ def miou_star(dataset, projection: LabelProjection | None = None, *, ratio: int 
         metrics.update(scores.argmax(1), masks)
     return metrics.compute()
 
+
+
+def miou_star_sweep(dataset, fits: dict[tuple[int, bool], LabelProjection],
+                    components: Sequence[int]) -> dict[tuple, float]:
+    """mIoU* (``miou_star``) of several fitted projections, each truncated to several code
+    lengths, and of the bilinear reconstruction at each of their ratios: the whole comparison
+    of chapter 5 (Tian et al., CVPR 2019, Table 1) in one call.
+
+    Args:
+        dataset: as for ``fit_label_projection``.
+        fits: ``(r, centred)`` -> a projection fitted at ratio r, centred or not
+            (``fit_label_projection``), with at least ``max(components)`` components.
+        components: the code lengths C~ to truncate each fit to.
+
+    Returns:
+        ``(centred, r, C~)`` -> mIoU* through that projection, and ``("bilinear", r)`` ->
+        mIoU* through pooling and bilinear upsampling, as fractions.
+
+    Raises:
+        ValueError: a code length above a fit's components (``LabelProjection.truncate``);
+            the errors of ``miou_star``.
+    """
+    star = {}
+    for (r, centred), fit in fits.items():
+        for c in components:
+            star[centred, r, c] = miou_star(dataset, fit.truncate(c))["miou"]
+    for r in sorted({r for r, _ in fits}):
+        star["bilinear", r] = miou_star(dataset, ratio=r)["miou"]
+    return star
 
 # -- modules --------------------------------------------------------------------------------------

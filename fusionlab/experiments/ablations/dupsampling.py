@@ -143,6 +143,16 @@ PAPER_TABLE2 = {"none": (73.15, 0.80), "conv1_3": (72.70, 1.13), "b1u2c3": (74.0
 the vanilla decoder (upsample, then fuse) reaches 73.26 at 5.53 GFLOPs against 74.03 at 1.15
 (the "20% of the computation" claim)."""
 
+VANILLA = "upsample, then fuse (UNet c2 + c5)"
+"""Chapter 5's name for the vanilla decoder of Table 3 (our UNet on c2 and c5), costed beside
+the variants but not trained."""
+
+PAPER_ROWS = {"bilinear, OS 32": (70.77, None), "DUpsampling, OS 32": (72.09, None),
+              "bilinear, OS 16": (72.15, None), "DUpsampling, OS 16": PAPER_TABLE2["none"],
+              "+c2": PAPER_TABLE2["b1u2c3"], VANILLA: (73.26, 5.53)}
+"""The paper's (mIoU %, decoder GFLOPs or None) for the variants it reports, VOC 2012 val,
+ResNet-50 (Tables 1, 2 and 3)."""
+
 MODELS = {"dupsampling": ModelSpec(build_dupsampling, MODEL_OPTIONS,
                                   "DUpsampling decoder, or its bilinear twin (head=bilinear)")}
 """The DUpsampling network and its bilinear twin for the builder table."""
