@@ -195,6 +195,7 @@ def official_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float
     neg_part = p ** gamma * (max_val + ((-max_val).exp() + (-p - max_val).exp()).log())
     return (-(alpha * pos_part + (1 - alpha) * neg_part) * mask).mean()
 
+
 def loss_response(loss_fn: LossFn, logits: torch.Tensor,
                   target: int) -> tuple[np.ndarray, np.ndarray]:
     """A binary map loss and its gradient at each of a range of logits, each scored as a

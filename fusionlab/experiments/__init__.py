@@ -25,10 +25,10 @@ from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, build_e
                                             train_config, with_encoder)
 from fusionlab.experiments.report import (check_live, costs_table, curve_mean_text, curves_table,
                                           doubling_text, footing_reading, footing_table,
-                                          footings_overview,
-                                          gain_clause, gain_text, gain_verdict, gains_table,
-                                          live_run, live_summary, model_costs, provenance_line,
-                                          real_gains, results_table, schedule_sentence)
+                                          footings_overview, gain_clause, gain_text, gain_verdict,
+                                          gains_table, live_run, live_summary, model_costs,
+                                          provenance_line, real_gains, results_table,
+                                          schedule_sentence)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import (class_gain_summary, class_gains, mean_interval,

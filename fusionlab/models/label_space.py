@@ -606,7 +606,6 @@ def miou_star(dataset, projection: LabelProjection | None = None, *, ratio: int 
     return metrics.compute()
 
 
-
 def miou_star_sweep(dataset, fits: dict[tuple[int, bool], LabelProjection],
                     components: Sequence[int]) -> dict[tuple, float]:
     """mIoU* (``miou_star``) of several fitted projections, each truncated to several code
@@ -634,5 +633,6 @@ def miou_star_sweep(dataset, fits: dict[tuple[int, bool], LabelProjection],
     for r in sorted({r for r, _ in fits}):
         star["bilinear", r] = miou_star(dataset, ratio=r)["miou"]
     return star
+
 
 # -- modules --------------------------------------------------------------------------------------

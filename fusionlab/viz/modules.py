@@ -10,6 +10,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.lines import Line2D
 
 from fusionlab.viz.maps import colorize, overlay
 from fusionlab.viz.style import FIGURE_WIDTH, FONT_SIZE
@@ -119,8 +120,6 @@ def plot_miou_star(star: dict[tuple, float], ax=None):
     Raises:
         ValueError: no projection in ``star``.
     """
-    from matplotlib.lines import Line2D
-
     pca = [key for key in star if key[0] != "bilinear"]
     if not pca:
         raise ValueError("no (centred, r, C~) entry in star: nothing to draw")
