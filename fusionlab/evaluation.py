@@ -5,15 +5,16 @@ of a distributed run)."""
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from fusionlab import distributed
 from fusionlab.layers import upsample_like
-from fusionlab.metrics import SegmentationMetrics
+from fusionlab.metrics import ClassMeans, SegmentationMetrics
 from fusionlab.models.base import SegmentationModel
 from fusionlab.speed import SpeedMode, choose_speed_mode
 
@@ -89,6 +90,49 @@ def predict(model: SegmentationModel, images: torch.Tensor,
     labels = logits.float().argmax(1).cpu()  # (N, H, W)
     model.train(was_training)
     return labels
+
+
+@torch.no_grad()
+def class_means(maps_of: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset,
+                num_classes: int, count: int | None = None, batch_size: int = 8) -> ClassMeans:
+    """The mean of per-pixel maps on each ground-truth class over a dataset (``ClassMeans``):
+    how open a gate is, or how strong a feature, on the pixels of each class.
+
+    Args:
+        maps_of: images (n, 3, H, W) on the CPU -> maps (n, R, h, w), e.g. one gate per level;
+            it moves the images to its model's device and back itself. Maps on a coarser grid
+            than the labels are scored against the label at the nearest pixel; to interpolate
+            the maps instead, return them at the images' size.
+        dataset: items with ``"image"`` (3, H, W) and ``"mask"`` (H, W).
+        num_classes: K.
+        count: the first ``count`` items (``None``: all).
+        batch_size: images per call of ``maps_of``.
+
+    Returns:
+        the ``ClassMeans``: ``compute()`` (R, K) with NaN for an absent class, ``overall()``,
+        ``counts``.
+
+    Raises:
+        ValueError: an empty selection; maps that are not (n, R, h, w); see
+            ``ClassMeans.update``.
+    """
+    total = len(dataset) if count is None else min(count, len(dataset))
+    if total < 1:
+        raise ValueError(f"class_means needs at least one item, got count={count} of a "
+                         f"dataset of {len(dataset)}")
+    means = ClassMeans(num_classes)
+    for start in range(0, total, batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, total))]
+        images = torch.stack([item["image"] for item in items])  # (n, 3, H, W)
+        labels = torch.stack([item["mask"] for item in items])  # (n, H, W)
+        maps = maps_of(images).float().cpu()  # (n, R, h, w)
+        if maps.dim() != 4:
+            raise ValueError(f"maps_of must return (n, R, h, w) maps, got {tuple(maps.shape)}")
+        if maps.shape[-2:] != labels.shape[-2:]:
+            labels = F.interpolate(labels[:, None].float(), size=maps.shape[-2:],
+                                   mode="nearest")[:, 0].long()  # (n, h, w)
+        means.update(maps, labels)
+    return means
 
 
 def evaluate(model: SegmentationModel, dataset: Dataset, batch_size: int = 16,

@@ -366,6 +366,24 @@ def test_the_logits_are_the_head_scores_over_t_cropped_not_resized(scenes):
     assert torch.allclose(logits, scores[..., :123, :157] / 0.25, rtol=1e-5)
 
 
+def test_the_codes_are_what_w_turns_into_the_label_patches(scenes):
+    torch.manual_seed(0)
+    model = DUpsamplingNet(K, small_encoder(), small_projection(scenes), channels=16).eval()
+    seen = {}
+    model.head[1].register_forward_hook(recorder(seen, "code", inputs=True))
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        model(images)
+        codes = model.codes(images)
+    assert codes.shape == (2, 8, 4, 6)                           # C~ at c5's grid, stride 16
+    assert torch.equal(codes, seen["code"])
+    twin = DUpsamplingNet(K, small_encoder(), None, head=conv1x1_head, channels=16)
+    with pytest.raises(ValueError, match="needs the DUpsampling head.*Conv2d"):
+        twin.codes(images)
+    with pytest.raises(ValueError, match="float images"):
+        model.codes(images.long())
+
+
 def test_low_levels_are_average_pooled_to_the_last_feature(scenes):
     torch.manual_seed(0)
     model = DUpsamplingNet(K, small_encoder(), small_projection(scenes), fuse=("c3", "c2"),

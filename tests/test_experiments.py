@@ -582,3 +582,55 @@ def test_costs_table_in_the_books_units():
     lines = costs_table(costs).splitlines()
     assert lines[0].startswith("| model | params (M) | GFLOPs | fp32 (ms) | bf16 (ms) |")
     assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 412 |"
+
+
+def test_a_variants_options_read_as_a_table_cell():
+    variant = Variant("exfuse", {"ss": True, "blocks": (2, 2, 2, 2), "kernel": 7})
+    assert variant.options_text() == "ss, blocks=(2, 2, 2, 2), kernel=7"
+    assert variant.options_text(skip={"blocks"}) == "ss, kernel=7"
+    assert Variant("fpn").options_text() == ""
+
+
+def test_variants_table_counts_each_built_model_and_describes_its_rows():
+    from fusionlab.bench import count_flops, count_parameters
+    from fusionlab.experiments import variants_table
+    profile = PROFILES["smoke"]
+    context = BuildContext(11, profile, SyntheticScenes(4, profile.size))
+    variants = {"FPN": Variant("fpn"), "FPN c4-c5": Variant("fpn", {"levels": ("c4", "c5")})}
+    table, costs = variants_table(variants, context, decoder=True)
+    lines = table.splitlines()
+    assert lines[0] == ("| variant | options | decoder GFLOPs | GFLOPs (1 image) | "
+                        "parameters |")
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["(none)", "levels=('c4', 'c5')"]
+    for label, variant in variants.items():
+        model = build_model(variant, context)
+        gflops = count_flops(model, profile.size) / 1e9
+        assert costs[label]["gflops"] == pytest.approx(gflops)
+        assert costs[label]["params"] == count_parameters(model)
+        assert costs[label]["decoder_gflops"] == pytest.approx(
+            gflops - count_flops(model.encoder, profile.size) / 1e9)
+        assert f"| {costs[label]['params']:,} |" in table
+    assert costs["FPN"]["decoder_gflops"] < costs["FPN"]["gflops"]
+    table, costs = variants_table(variants, context, lambda label, v, model: {
+        "stride": model.encoder.strides["c5"]})
+    assert table.splitlines()[0] == "| variant | stride | GFLOPs (1 image) | parameters |"
+    assert "decoder_gflops" not in costs["FPN"]
+    with pytest.raises(ValueError, match=r"columns \['a'\], 'FPN c4-c5' has \['b'\]"):
+        variants_table(variants, context, lambda label, v, model: {"a" if label == "FPN" else
+                                                                   "b": 1})
+
+
+def test_the_auxiliary_losses_text_names_the_terms_training_uses():
+    from fusionlab.experiments import auxiliary_losses_text
+    profile = PROFILES["smoke"]
+    context = BuildContext(11, profile, SyntheticScenes(4, profile.size))
+    weight = runner_train_config(profile).aux_weight
+    fpn = build_model(Variant("fpn"), context)
+    assert auxiliary_losses_text(fpn, profile) == "none"
+    exfuse = build_model(Variant("exfuse", {"ss": True}), context)     # no terms of its own:
+    assert not hasattr(exfuse, "aux_losses")                           # the profile's weight
+    assert auxiliary_losses_text(exfuse, profile) == ", ".join(
+        f"ss_{lv} ({weight:g})" for lv in ("c2", "c3", "c4", "c5"))
+    dfn = build_model(Variant("dfn", {"border": True, "ds": True}), context).train()
+    text = auxiliary_losses_text(dfn, profile)
+    assert "border_c2 (0.1)" in text and dfn.training                  # the mode is restored

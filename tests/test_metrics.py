@@ -259,6 +259,37 @@ def test_class_means_average_each_map_over_each_classs_labelled_pixels():
     assert single.compute().shape == (1, 4)
 
 
+def test_class_means_over_a_dataset_batch_the_items_and_take_the_nearest_label():
+    from fusionlab.evaluation import class_means
+    from fusionlab.metrics import ClassMeans
+    generator = torch.Generator().manual_seed(0)
+    items = [{"image": torch.rand(3, 8, 12, generator=generator),
+              "mask": torch.randint(0, 3, (8, 12), generator=generator)} for _ in range(5)]
+    items[1]["mask"][:2] = IGNORE_INDEX
+
+    def brightness(images):                                  # (n, 3, 8, 12) -> (n, 2, 8, 12)
+        return torch.stack([images.mean(1), images[:, 0]], 1)
+
+    expected = ClassMeans(3)
+    for item in items[:4]:
+        expected.update(brightness(item["image"][None]), item["mask"][None])
+    means = class_means(brightness, items, 3, count=4, batch_size=3)
+    assert np.allclose(means.compute(), expected.compute())
+    assert means.counts.tolist() == expected.counts.tolist()
+
+    def pooled(images):                                      # (n, 1, 4, 6): every other pixel
+        return images[:, :1, ::2, ::2]
+
+    coarse = ClassMeans(3)
+    for item in items:
+        coarse.update(pooled(item["image"][None]), item["mask"][None, ::2, ::2])
+    assert np.allclose(class_means(pooled, items, 3).compute(), coarse.compute(), equal_nan=True)
+    with pytest.raises(ValueError, match="at least one item"):
+        class_means(brightness, items, 3, count=0)
+    with pytest.raises(ValueError, match=r"\(n, R, h, w\) maps, got \(2, 8, 12\)"):
+        class_means(lambda images: images[:, 0], items, 3, count=2)
+
+
 def test_class_means_reject_other_grids_labels_and_map_counts():
     from fusionlab.metrics import ClassMeans
     means = ClassMeans(3)

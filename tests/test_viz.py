@@ -316,6 +316,15 @@ def test_miou_star_and_explained_variance_plots_draw_every_fit():
     assert ax.get_lines()[0].get_ydata().tolist() == pytest.approx([50, 80, 100])
     assert ax.get_lines()[1].get_xdata()[0] == 2
     plt.close(ax.figure)
+    ax = viz.plot_temperature([1.0, 0.8, 0.7], [1.0, 0.5, 0.25])
+    learned, bound = ax.get_lines()
+    assert learned.get_xdata().tolist() == [1, 2, 3] and bound.get_ydata().tolist() == [1, .5, .25]
+    assert learned.get_ydata().tolist() == [1.0, 0.8, 0.7] and bound.get_linestyle() == "--"
+    plt.close(ax.figure)
+    assert len(viz.plot_temperature([1.0]).get_lines()) == 1
+    with pytest.raises(ValueError, match="3 steps, got 2"):
+        viz.plot_temperature([1.0, 0.8, 0.7], [1.0, 0.5])
+    plt.close("all")
 
 
 def test_dap_votes_show_the_window_the_votes_and_their_mean():

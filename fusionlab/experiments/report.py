@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -21,6 +22,7 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import CONFIDENCE, paired_gain, shared_seeds
 from fusionlab.experiments.store import provenance_commits
+from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
 from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainResult, seed_everything, train
@@ -129,6 +131,72 @@ def model_costs(variants: dict[str, Variant], context: BuildContext, batch_size:
         step = training_step_time(model, batch_size, size, context.num_classes, steps)
         costs[label]["step_ms"] = 1000 * step["seconds_per_step"]  # the model is trained now
     return costs
+
+
+def variants_table(variants: dict[str, Variant], context: BuildContext,
+                   describe: Callable[[str, Variant, SegmentationModel], dict[str, object]]
+                   | None = None, decoder: bool = False) -> tuple[str, dict[str, dict]]:
+    """The variants side by side with what they cost: a Markdown table and its numbers.
+
+    Every variant is built (``build_model``) and counted on one image at the profile's size,
+    in eval mode with every auxiliary head (``fusionlab.bench.count_flops``); nothing is
+    trained or timed (``model_costs`` times).
+
+    Args:
+        variants: label -> ``Variant``, one row each, in this order.
+        context: what the builders need (classes, profile, training split).
+        describe: ``(label, variant, model) -> {header: cell}``, the cells written after the
+            label, the same headers for every row; ``None``: one column "options"
+            (``Variant.options_text``, "(none)" if there are none).
+        decoder: add the decoder's GFLOPs, the model's minus its encoder's.
+
+    Returns:
+        (the table: label, ``describe``'s columns, [decoder GFLOPs], GFLOPs, parameters; per
+        label ``{"gflops", "params"}``, and ``"decoder_gflops"`` with ``decoder``).
+
+    Raises:
+        ValueError: rows described with different headers; an unknown model or option (see
+            ``build_model``).
+    """
+    if describe is None:
+        def describe(label, variant, model):
+            return {"options": variant.options_text() or "(none)"}
+    size = context.profile.size
+    rows, costs, headers = [], {}, None
+    for label, variant in variants.items():
+        model = build_model(variant, context)
+        cells = describe(label, variant, model)
+        if headers is not None and list(cells) != headers:
+            raise ValueError(f"every row needs the columns {headers}, {label!r} has {list(cells)}")
+        headers = list(cells)
+        cost = {"gflops": count_flops(model, size) / 1e9, "params": count_parameters(model)}
+        if decoder:
+            cost["decoder_gflops"] = cost["gflops"] - count_flops(model.encoder, size) / 1e9
+        costs[label] = cost
+        rows.append([label, *cells.values(),
+                     *([f"{cost['decoder_gflops']:.3f}"] if decoder else []),
+                     f"{cost['gflops']:.3f}", f"{cost['params']:,}"])
+    header = ["variant", *(headers or []), *(["decoder GFLOPs"] if decoder else []),
+              "GFLOPs (1 image)", "parameters"]
+    return markdown_table(header, rows), costs
+
+
+@torch.no_grad()
+def auxiliary_losses_text(model: SegmentationModel, profile: Profile) -> str:
+    """The auxiliary outputs ``model`` trains with under ``profile`` and their loss weights,
+    for a table: ``"ss_c2 (0.4), ..., ecre (0.4)"``, or ``"none"``.
+
+    The terms are the training loop's (``SegmentationLoss.for_model`` with the profile's
+    ``aux_weight``): the model's own ``aux_losses()`` where it declares them, else the one
+    weight on every auxiliary output. The outputs are found by one forward pass of a zero
+    image of the profile's size in eval mode; the model's mode is restored.
+    """
+    was_training = model.training
+    device = next(model.parameters()).device
+    names = model.eval()(torch.zeros(1, 3, *profile.size, device=device)).aux
+    model.train(was_training)
+    terms = SegmentationLoss.for_model(model, train_config(profile).aux_weight).terms(names)
+    return ", ".join(f"{name} ({term.weight:g})" for name, term in terms.items()) or "none"
 
 
 def costs_table(costs: dict[str, dict]) -> str:

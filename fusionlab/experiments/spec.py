@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from torch.utils.data import Dataset
 
@@ -60,6 +60,13 @@ class Variant:
 
     model: str
     options: dict[str, Any] = field(default_factory=dict)
+
+    def options_text(self, skip: Iterable[str] = ()) -> str:
+        """The options as a table cell: ``"ss, dap, kernel=7"`` (a switch that is on by its
+        name, any other value as ``name=value``), those named in ``skip`` left out; ``""``
+        when none is left."""
+        return ", ".join(name if value is True else f"{name}={value}"
+                         for name, value in self.options.items() if name not in skip)
 
 
 @dataclass(frozen=True)

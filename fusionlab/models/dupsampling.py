@@ -266,12 +266,41 @@ class DUpsamplingNet(SegmentationModel):
     def temperature(self) -> float | None:
         return None if self.adaptive_temperature is None else self.adaptive_temperature.temperature
 
-    def decode(self, features):
+    def aggregated(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Flexible aggregation: the fused levels pooled to c5's grid, concatenated with c5,
+        fused by the two 3x3 convolutions: what the head reads.
+
+        Shape:
+            features {"c2": (N, C2, H/4, W/4), ..., "c5": (N, C5, h, w)} -> (N, C, h, w).
+        """
         last = features["c5"]  # (N, C5, h, w)
         parts = [last] + [self.laterals[lv](F.adaptive_avg_pool2d(features[lv], last.shape[-2:]))
                           for lv in self.fuse]  # each (N, C_low, h, w)
-        x = self.aggregate(torch.cat(parts, dim=1))  # (N, C, h, w)
-        scores = self.head(x)  # (N, K, h r, w r), or (N, K, h, w) for a 1x1 head
+        return self.aggregate(torch.cat(parts, dim=1))  # (N, C, h, w)
+
+    def codes(self, images: torch.Tensor) -> torch.Tensor:
+        """The code the decoder predicts for each cell of the output-stride grid: the head's
+        1x1 convolution, what DUpsampling's W turns into label patches. It can be set against
+        the labels' own code, ``LabelProjection.encode`` of the label map: the paper's first
+        loss is the L2 distance between the two, which it sets aside for the cross-entropy of
+        the upsampled scores (Tian et al., CVPR 2019, Sec. 3.1).
+
+        Shape:
+            images (N, 3, H, W) -> (N, C~, h, w), h and w c5's grid.
+
+        Raises:
+            ValueError: a model whose head is not DUpsampling (the bilinear twin has no
+                code); images that are not float (N, 3, H, W).
+        """
+        if not (isinstance(self.head, nn.Sequential) and isinstance(self.head[-1], DUpsampling)):
+            raise ValueError(f"codes needs the DUpsampling head, this model's head is "
+                             f"{type(self.head).__name__}")
+        if not torch.is_floating_point(images):
+            raise ValueError(f"expected float images, got dtype {images.dtype}")
+        return self.head[0](self.aggregated(self.encoder(images)))  # (N, C~, h, w)
+
+    def decode(self, features):
+        scores = self.head(self.aggregated(features))  # (N, K, h r, w r); (N, K, h, w): 1x1
         if self.adaptive_temperature is not None:
             scores = self.adaptive_temperature(scores)
         return scores, {}

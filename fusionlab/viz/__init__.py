@@ -8,7 +8,7 @@
 - ``results``: training losses, ablations, learning curves, Pareto fronts, scores per output.
 - ``classes``: per-class frequencies, values, heat maps and gains.
 - ``modules``: looking inside the papers' modules (losses, attention, fusion shares, the label
-  space, DAP's votes).
+  space and the temperature, DAP's votes).
 
 Everything is importable from ``fusionlab.viz`` itself.
 """
@@ -24,8 +24,8 @@ from fusionlab.viz.results import (plot_history, plot_fusion_levels, plot_ablati
 from fusionlab.viz.classes import (plot_class_frequencies, plot_class_heatmap, plot_class_gains,
                                    plot_class_bars, plot_class_gain_bars)
 from fusionlab.viz.modules import (plot_loss_responses, plot_channel_weights,
-                                   plot_explained_variance, plot_miou_star, plot_dap_votes,
-                                   plot_shares)
+                                   plot_explained_variance, plot_temperature, plot_miou_star,
+                                   plot_dap_votes, plot_shares)
 
 __all__ = ["FIGURE_WIDTH", "FIGURE_DPI", "FONT_SIZE", "METRIC_LABELS", "use_book_style",
            "figure_image", "show_source", "colorize", "overlay", "error_map", "class_legend",
@@ -34,5 +34,5 @@ __all__ = ["FIGURE_WIDTH", "FIGURE_DPI", "FONT_SIZE", "METRIC_LABELS", "use_book
            "plot_ablation_panels", "plot_fusion_level_panels", "plot_learning_curves",
            "plot_pareto", "plot_output_scores", "plot_class_frequencies", "plot_class_heatmap",
            "plot_class_gains", "plot_class_bars", "plot_class_gain_bars", "plot_loss_responses",
-           "plot_channel_weights", "plot_explained_variance", "plot_miou_star", "plot_dap_votes",
-           "plot_shares"]
+           "plot_channel_weights", "plot_explained_variance", "plot_temperature",
+           "plot_miou_star", "plot_dap_votes", "plot_shares"]

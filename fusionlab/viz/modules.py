@@ -1,7 +1,7 @@
 """Looking inside the papers' modules: a loss and its gradient against the logit (DFN's focal
 loss), channel attention weights (DFN's CAB), shares of a fused feature (GFF), the label space's
-principal components and mIoU* (DUpsampling), and the votes of Densely Adjacent Prediction
-(ExFuse)."""
+principal components, mIoU* and the adaptive temperature (DUpsampling), and the votes of
+Densely Adjacent Prediction (ExFuse)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,33 @@ def plot_explained_variance(ratios: dict[str, np.ndarray | torch.Tensor],
     ax.set(xscale="log", xlabel=r"components kept ($\tilde{C}$)", ylabel="% of the variance")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    return ax
+
+
+def plot_temperature(temperatures: Sequence[float], bound: Sequence[float] | None = None,
+                     ax=None):
+    """DUpsampling's adaptive temperature T at each training step (``AdaptiveTemperature``),
+    and a dashed reference curve beside it (e.g. log T falling by the learning rate at every
+    step, the fastest the optimiser lets it fall).
+
+    Args:
+        temperatures: T after each step, step 1 first.
+        bound: the reference T at the same steps, or ``None``.
+
+    Raises:
+        ValueError: a ``bound`` of another length than ``temperatures``.
+    """
+    if bound is not None and len(bound) != len(temperatures):
+        raise ValueError(f"one reference T per step expected: {len(temperatures)} steps, got "
+                         f"{len(bound)}")
+    ax = ax or plt.subplots(figsize=(FIGURE_WIDTH / 2, 2.9))[1]
+    steps = np.arange(1, len(temperatures) + 1)
+    ax.plot(steps, temperatures, label="learned T")
+    if bound is not None:
+        ax.plot(steps, bound, ls="--", color="grey", label="log T falling by the lr")
+    ax.set(xlabel="step", ylabel="T", title="DUpsampling's temperature")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return ax
 
 
