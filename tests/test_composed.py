@@ -7,9 +7,11 @@ from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.experiments import PROFILES, BuildContext, build_model
 from fusionlab.losses import SegmentationLoss
-from fusionlab.models import DFN, FPN, GFFNet
+from fusionlab.models import FPN
 from fusionlab.models.composed import BorderSupervised
+from fusionlab.models.dfn import DFN
 from fusionlab.models.dupsampling import DUpsampling
+from fusionlab.models.gff import GFFNet
 
 
 def _encoder():

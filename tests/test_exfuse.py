@@ -8,13 +8,14 @@ import torch.nn.functional as F
 
 from fusionlab.bench import count_flops
 from fusionlab.encoders import LEVELS, ResNetEncoder
-from fusionlab.models import (ECRE, GCN, BoundaryRefinement, DenselyAdjacentPrediction, ExFuse,
-                              GlobalConvBlock, SemanticEmbeddingBranch, layer_rearrangement)
 from fusionlab.layers import upsample_like
 from fusionlab.models.base import identity_head
-from fusionlab.models.exfuse import (DAP_MODES, ECRE_VARIANTS, SS_MODES, SemanticSupervisionHead,
-                                     SubPixelUpsample, bilinear_subpixel_taps, rearranged_blocks)
-from fusionlab.models.gcn import Deconv2x, crop_to
+from fusionlab.models.exfuse import (DAP_MODES, ECRE, ECRE_VARIANTS, SS_MODES,
+                                     DenselyAdjacentPrediction, ExFuse, SemanticEmbeddingBranch,
+                                     SemanticSupervisionHead, SubPixelUpsample,
+                                     bilinear_subpixel_taps, layer_rearrangement,
+                                     rearranged_blocks)
+from fusionlab.models.gcn import GCN, BoundaryRefinement, Deconv2x, GlobalConvBlock, crop_to
 
 
 def small_encoder(blocks=(2, 2, 2, 2)):

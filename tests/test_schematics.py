@@ -12,16 +12,16 @@ import pytest  # noqa: E402
 from matplotlib.patches import Circle, FancyBboxPatch  # noqa: E402
 
 from fusionlab import schematics, viz  # noqa: E402
-from fusionlab.schematics import dfn, dupsampling, gff  # noqa: E402
+from fusionlab.schematics import dfn, dupsampling, exfuse, gff  # noqa: E402
 
 SCHEMATICS = {
     "baselines": (schematics.schematic_baselines, ["FCN: no fusion", "UNet: concatenate",
                                                    "FPN: add", "Up ×32", "two 3×3", "3×3 conv",
                                                    "C", "+"]),
-    "gcn": (schematics.schematic_gcn, ["k×1 conv", "1×k conv", "ReLU", "identity", "+"]),
-    "seb": (schematics.schematic_seb, ["×", "$x_3$ (stride 8)", "$x_5$ (stride 32)", "3×3 conv"]),
-    "ecre": (schematics.schematic_ecre, ["pixel shuffle r=2", "auxiliary loss vs. labels", "+"]),
-    "dap": (lambda: schematics.schematic_dap(3),
+    "gcn": (exfuse.schematic_gcn, ["k×1 conv", "1×k conv", "ReLU", "identity", "+"]),
+    "seb": (exfuse.schematic_seb, ["×", "$x_3$ (stride 8)", "$x_5$ (stride 32)", "3×3 conv"]),
+    "ecre": (exfuse.schematic_ecre, ["pixel shuffle r=2", "auxiliary loss vs. labels", "+"]),
+    "dap": (lambda: exfuse.schematic_dap(3),
             ["1×1 conv → K·9", "(i, j)", "(0, 0)", "(2, 2)"]),
     "gffnet": (gff.schematic_gffnet, ["GFF", "DFP", "PPM on c5", "c2 (stride 4)",
                                       "aux head on c4\n(weight 0.4)"]),
@@ -84,7 +84,7 @@ def test_schematic_is_legible_and_nothing_overlaps(name):
 
 def test_dap_schematic_needs_an_odd_window():
     with pytest.raises(ValueError, match="odd"):
-        schematics.schematic_dap(2)
+        exfuse.schematic_dap(2)
 
 
 def test_diagram_rejects_bad_use():

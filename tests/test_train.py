@@ -108,7 +108,7 @@ def test_bad_optimizer(data):
 
 
 def test_evaluate_outputs_scores_every_auxiliary_prediction(data):
-    from fusionlab.models import ExFuse
+    from fusionlab.models.exfuse import ExFuse
 
     seed_everything(0)
     model = ExFuse(len(SyntheticScenes.CLASSES),

@@ -8,8 +8,9 @@ from fractions import Fraction
 from fusionlab.experiments.profiles import build_encoder
 from fusionlab.experiments.spec import (BuildContext, Chapter, Experiment, ModelSpec, PaperNumber,
                                         Variant, as_tuple)
-from fusionlab.models import GCN, ExFuse
 from fusionlab.models.base import SegmentationModel
+from fusionlab.models.exfuse import ExFuse
+from fusionlab.models.gcn import GCN
 
 
 def _gcn(ctx: BuildContext, blocks=None) -> SegmentationModel:
