@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fusionlab.experiments.ablations import CHAPTERS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("FUSIONLAB_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -48,9 +50,10 @@ if not (HTML / "index.html").is_file():
 
 
 def _pages() -> list[str]:
-    """The pages of the table of contents, as paths below the HTML root."""
+    """The book's pages, as paths below the HTML root: the table of contents' root, then every
+    registered chapter (the table of contents takes them by a glob of their folder)."""
     toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    return [f"{toc['root']}.html"] + [f"{c['file']}.html" for c in toc["chapters"]]
+    return [f"{toc['root']}.html"] + [f"chapters/{c.notebook}.html" for c in CHAPTERS]
 
 
 PAGES = _pages()
