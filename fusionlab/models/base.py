@@ -91,11 +91,22 @@ class SegmentationModel(nn.Module):
         dict of (N, K_aux, h', w')) at any resolution; ``forward`` resizes them."""
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor) -> SegOutput:
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The encoder's stages of float images.
+
+        Shape:
+            images (N, 3, H, W) -> ``{"c2": (N, C2, H/4, W/4), ..., "c5": (N, C5, H/32, W/32)}``
+            (c5 at the encoder's output stride).
+
+        Raises:
+            ValueError: images that are not float.
+        """
         if not torch.is_floating_point(images):
             raise ValueError(f"expected float images, got dtype {images.dtype}")
-        features = self.encoder(images)  # {"c2": (N, C2, H/4, W/4), ...}
-        logits, aux = self.decode(features)
+        return self.encoder(images)  # {"c2": (N, C2, H/4, W/4), ...}
+
+    def forward(self, images: torch.Tensor) -> SegOutput:
+        logits, aux = self.decode(self.features(images))
         return SegOutput(self.resize_logits(logits, images),  # (N, K, H, W)
                          {name: upsample_like(a, images) for name, a in aux.items()})
 

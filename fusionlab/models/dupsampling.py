@@ -295,9 +295,7 @@ class DUpsamplingNet(SegmentationModel):
         if not (isinstance(self.head, nn.Sequential) and isinstance(self.head[-1], DUpsampling)):
             raise ValueError(f"codes needs the DUpsampling head, this model's head is "
                              f"{type(self.head).__name__}")
-        if not torch.is_floating_point(images):
-            raise ValueError(f"expected float images, got dtype {images.dtype}")
-        return self.head[0](self.aggregated(self.encoder(images)))  # (N, C~, h, w)
+        return self.head[0](self.aggregated(self.features(images)))  # (N, C~, h, w)
 
     def decode(self, features):
         scores = self.head(self.aggregated(features))  # (N, K, h r, w r); (N, K, h, w): 1x1

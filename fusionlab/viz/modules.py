@@ -109,7 +109,7 @@ def plot_explained_variance(ratios: dict[str, np.ndarray | torch.Tensor],
 
 
 def plot_temperature(temperatures: Sequence[float], bound: Sequence[float] | None = None,
-                     ax=None):
+                     bound_label: str = "log T falling by the lr", ax=None):
     """DUpsampling's adaptive temperature T at each training step (``AdaptiveTemperature``),
     and a dashed reference curve beside it (e.g. log T falling by the learning rate at every
     step, the fastest the optimiser lets it fall).
@@ -117,6 +117,7 @@ def plot_temperature(temperatures: Sequence[float], bound: Sequence[float] | Non
     Args:
         temperatures: T after each step, step 1 first.
         bound: the reference T at the same steps, or ``None``.
+        bound_label: its legend entry.
 
     Raises:
         ValueError: a ``bound`` of another length than ``temperatures``.
@@ -128,7 +129,7 @@ def plot_temperature(temperatures: Sequence[float], bound: Sequence[float] | Non
     steps = np.arange(1, len(temperatures) + 1)
     ax.plot(steps, temperatures, label="learned T")
     if bound is not None:
-        ax.plot(steps, bound, ls="--", color="grey", label="log T falling by the lr")
+        ax.plot(steps, bound, ls="--", color="grey", label=bound_label)
     ax.set(xlabel="step", ylabel="T", title="DUpsampling's temperature")
     ax.grid(alpha=0.3)
     ax.legend()
