@@ -13,8 +13,9 @@ from fusionlab.experiments import EXPERIMENTS, PROFILES, read_results, runner, w
 from fusionlab.experiments.cli import main
 from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.profiles import train_config
-from fusionlab.experiments.queue import (FIRST_SEEDS, SEEDS, Job, footing_jobs, footing_profile,
-                                         job_command, pending_jobs, run_queue)
+from fusionlab.experiments.queue import (FIRST_SEEDS, REFERENCE_PRECISION, SEEDS, Job,
+                                         footing_jobs, footing_profile, job_command,
+                                         pending_jobs, run_queue)
 from fusionlab.experiments.report import results_table
 from fusionlab.experiments.store import (configuration_name, departures, stored_config,
                                          stored_path)
@@ -81,8 +82,8 @@ def test_a_job_trains_on_the_footing_profile_into_its_own_file(tmp_path):
     assert profile.encoder == "mobilenet_v2-imagenet" and profile.steps == 3000
     job = Job("exfuse", "GCN, encoder's layout", 2)
     command = job_command(job, profile, tmp_path / "part.json", checkpoints=tmp_path / "ck")
-    assert command[-13:] == ["--variants", "GCN, encoder's layout", "--seeds", "2",
-                             "--out", str(tmp_path / "part.json"),
+    assert command[-15:] == ["--variants", "GCN, encoder's layout", "--seeds", "2",
+                             "--out", str(tmp_path / "part.json"), "--precision", "fp32",
                              "--checkpoints", str(tmp_path / "ck"), "--steps", "3000",
                              "--encoder", "mobilenet_v2-imagenet", "--require-data"]
     assert job.slug == "exfuse--GCN__encoder_s_layout--2"
@@ -90,6 +91,8 @@ def test_a_job_trains_on_the_footing_profile_into_its_own_file(tmp_path):
     own = job_command(job, PROFILES["cpu"], tmp_path / "p.json", require_data=False)
     assert "--steps" not in own and "--encoder" not in own and "--require-data" not in own
     assert "--checkpoints" not in own
+    bf16 = job_command(job, profile, tmp_path / "p.json", precision="bf16")
+    assert bf16[bf16.index("--precision") + 1] == "bf16"
 
 
 def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvid):
@@ -105,6 +108,7 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
         stored = read_results(stored_path(job.experiment, profile))
         assert [(r["variant"], r["seed"]) for r in stored["runs"]] == [(job.variant, job.seed)]
         assert stored["provenance"]["threads"] == [1]                 # one thread per process
+        assert stored["runs"][0]["speed"]["precision"] == REFERENCE_PRECISION   # pinned
         work = folder_of(tmp_path / "work", profile)
         assert work.name == "smoke-mobilenet_v2-3steps"
         assert (work / f"{job.slug}.log").read_text().startswith(
@@ -153,7 +157,8 @@ def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, resul
     monkeypatch.setattr(fusionlab.train, "train_step", dies_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         runner.run_experiment(job.experiment, profile, [0], work / f"{job.slug}.json",
-                              [job.variant], require_data=False, checkpoints=work / "checkpoints")
+                              [job.variant], require_data=False, checkpoints=work / "checkpoints",
+                              precision=REFERENCE_PRECISION)  # the queue's, or it would not resume
     checkpoint = runner.run_checkpoint(work / "checkpoints", job.experiment, profile,
                                        "SyntheticScenes", job.variant, 0)
     assert checkpoint.parent.name == "fusion-levels-smoke-mobilenet_v2-3steps-SyntheticScenes"

@@ -15,13 +15,14 @@ from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, get_profile,
                                             with_encoder)
-from fusionlab.experiments.queue import (SEEDS, footing_jobs, footing_profile, pending_jobs,
-                                         run_queue)
+from fusionlab.experiments.queue import (REFERENCE_PRECISION, SEEDS, footing_jobs,
+                                         footing_profile, pending_jobs, run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.report import gains_table, provenance_line, results_table
 from fusionlab.experiments.stats import shared_seeds
 from fusionlab.experiments.store import (departures, merge_results, stored_config,
                                          stored_results)
+from fusionlab.speed import PRECISIONS
 from fusionlab.train import TrainConfig
 
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
                      help=f"save each run's training state in DIR every "
                           f"{TrainConfig.checkpoint_every} steps; an "
                           "interrupted run resumes from it when the command runs again")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="autocast precision of training (default: auto, the fastest this "
+                          "machine runs safely; each run stores the one it used)")
     run.add_argument("--borrowed-only", action="store_true",
                      help="copy the runs of variants borrowed from other experiments' stored "
                           "results (chapter 6) and train nothing")
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     queue.add_argument("--work-dir", type=Path, default=Path("reference-runs"),
                        help="each run's results file, log and checkpoints, in a folder per "
                             "configuration (default: ./reference-runs)")
+    queue.add_argument("--precision", choices=PRECISIONS, default=REFERENCE_PRECISION,
+                       help="autocast precision of every run (default: %(default)s, which "
+                            "every machine runs: paired runs must not differ in precision)")
     queue.add_argument("--list", action="store_true",
                        help="print the runs still missing and train nothing")
     args = parser.parse_args(argv)
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             results = run_experiment(args.name, profile, args.seeds, args.out, args.variants,
                                      require_data=args.require_data or None,
                                      borrowed_only=args.borrowed_only,
-                                     checkpoints=args.checkpoints)
+                                     checkpoints=args.checkpoints, precision=args.precision)
     except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
         parser.exit(2, f"error: {err}\n")
     if not distributed.world().is_main:  # one summary, from the first process of torchrun's
@@ -218,7 +225,8 @@ def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         return
     # SIGTERM ends the queue as Ctrl-C does: its runs in flight stop with it
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    status = run_queue(jobs, profile, args.work_dir, args.workers, args.threads)
+    status = run_queue(jobs, profile, args.work_dir, args.workers, args.threads,
+                       precision=args.precision)
     failed = [job for job, code in status.items() if code != 0]
     if failed:
         parser.exit(1, f"error: {len(failed)} of {len(status)} runs failed or were not merged "

@@ -28,9 +28,16 @@ from fusionlab.experiments.runner import run_experiment, run_slug, variant_defin
 from fusionlab.experiments.store import (configuration_name, departures, merge_results,
                                          read_results, stored_config, stored_path,
                                          stored_results, with_defaults)
+from fusionlab.speed import PRECISIONS
 
 SEEDS = (0, 1, 2, 3, 4)
 """The seeds of the footing comparisons: five, for paired 95% intervals."""
+
+REFERENCE_PRECISION = "fp32"
+"""The autocast precision of the reference runs: float32, which every machine computes alike.
+bfloat16 autocast is the fastest on a CPU that has it natively and is emulated (slower) on
+the others, so that ``"auto"`` would make one machine's runs bf16 and another's fp32, and a
+gain paired by seed would mix the two."""
 
 FIRST_SEEDS = 3
 """Seeds below this come first for every comparison, so that each block that finishes already
@@ -104,13 +111,15 @@ def pending_jobs(jobs: list[Job], profile: Profile) -> list[Job]:
 
 
 def job_command(job: Job, profile: Profile, part: Path, require_data: bool = True,
-                checkpoints: Path | None = None) -> list[str]:
-    """The ``experiment run`` command line that trains ``job`` into the file ``part``, saving
-    its checkpoint in the folder ``checkpoints`` (``None``: no checkpoints)."""
+                checkpoints: Path | None = None,
+                precision: str = REFERENCE_PRECISION) -> list[str]:
+    """The ``experiment run`` command line that trains ``job`` into the file ``part`` at the
+    autocast ``precision``, saving its checkpoint in the folder ``checkpoints`` (``None``: no
+    checkpoints)."""
     steps, encoder = departures(stored_config(profile))
     return [sys.executable, "-m", "fusionlab", "experiment", "run", job.experiment,
             "--profile", profile.name, "--variants", job.variant, "--seeds", str(job.seed),
-            "--out", str(part),
+            "--out", str(part), "--precision", precision,
             *(["--checkpoints", str(checkpoints)] if checkpoints is not None else []),
             *(["--steps", str(steps)] if steps else []),
             *(["--encoder", encoder] if encoder else []),
@@ -158,7 +167,7 @@ def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS,
 
 def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 2,
               threads: int = 1, require_data: bool = True, poll_seconds: float = 5.0,
-              say=print) -> dict[Job, int]:
+              say=print, precision: str = REFERENCE_PRECISION) -> dict[Job, int]:
     """Train ``jobs`` ``workers`` at a time, each in its own process with ``threads`` threads,
     and merge each finished run into the stored results (``merge_part``), then into the
     experiments that borrow it (``refresh_borrowers``).
@@ -179,13 +188,16 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         threads: ``OMP_NUM_THREADS`` of each job.
         say: called with one line per started (``start``, or ``resume`` from a checkpoint)
             and finished job.
+        precision: the autocast precision of every job (``REFERENCE_PRECISION``).
 
     Returns:
         job -> the exit status of its process (0: trained and merged).
 
     Raises:
-        ValueError: ``workers`` or ``threads`` below 1.
+        ValueError: ``workers`` or ``threads`` below 1, an unknown ``precision``.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
     work_dir = Path(work_dir) / configuration_name(profile.name,
@@ -241,7 +253,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 finish(job, 0, None)
                 continue
             log = open(work_dir / f"{job.slug}.log", "w")
-            command = job_command(job, profile, part, require_data, checkpoints)
+            command = job_command(job, profile, part, require_data, checkpoints, precision)
             log.write(" ".join(command) + "\n")
             log.flush()
             running[job] = (subprocess.Popen(command, env=env, stdout=log,

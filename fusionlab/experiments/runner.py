@@ -99,7 +99,8 @@ def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[st
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
                    variants: list[str] | None = None, require_data: bool | None = None,
-                   borrowed_only: bool = False, checkpoints: Path | None = None) -> dict:
+                   borrowed_only: bool = False, checkpoints: Path | None = None,
+                   precision: str = "auto") -> dict:
     """Train every variant of experiment ``name`` once per seed; write and return the results.
 
     Every variant runs once before the next seed, so partial results come early. A borrowed
@@ -125,9 +126,12 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         checkpoints: a folder for the checkpoint of each run in progress (``run_checkpoint``,
             written every ``TrainConfig.checkpoint_every`` steps and removed once the run is in
             ``out``); ``None``: no checkpoints.
+        precision: the autocast precision of training (``TrainConfig.precision``); each run
+            stores the one it used under ``speed``.
 
     Raises:
-        ValueError: unknown experiment or variant, a corrupt results file.
+        ValueError: unknown experiment or variant, a corrupt results file, an unknown
+            ``precision``.
         ResultsConflict: ``out`` holds another experiment, profile configuration or data
             (stored results are never dropped).
         DataNotFoundError: no CamVid when it is required.
@@ -188,7 +192,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             model = build_model(experiment.variants[label], context)
             print(f"[{name}] {label}, seed {seed}", file=sys.stderr, flush=True)
             path = checkpoint(label, seed)
-            cfg = train_config(profile, seed, checkpoint=None if path is None else str(path))
+            cfg = train_config(profile, seed, checkpoint=None if path is None else str(path),
+                               precision=precision)
             result = train(model, data.train, data.val, cfg)
             m = result.metrics
             runs.append({
