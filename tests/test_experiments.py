@@ -29,6 +29,7 @@ from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.store import with_defaults
+from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, footing_table
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
 
@@ -132,6 +133,29 @@ def test_paired_gain_interval_decides_what_is_real():
     assert paired_gain(results, "a", "b", "thin_iou")["mean"] == pytest.approx(0.04 / 3)
     with pytest.raises(ValueError, match="'d'"):
         paired_gain(results, "a", "d")
+    assert g["mixed_precision"] == []                      # runs stored without a precision
+
+
+def test_seeds_paired_across_precisions_are_flagged_in_gains_and_footings():
+    results = toy_results()
+    for run in results["runs"]:                            # seed 1 of b in bf16, the rest fp32
+        bf16 = run["variant"] == "b" and run["seed"] == 1
+        run["speed"] = {"device": "cpu", "precision": "bf16" if bf16 else "fp32",
+                        "channels_last": True}
+    assert paired_gain(results, "a", "b")["mixed_precision"] == [1]
+    assert paired_gain(results, "a", "c")["mixed_precision"] == []
+    assert paired_gain(results, "a", "b")["gains"] == pytest.approx([0.03, 0.02, 0.03])
+    experiment = Experiment("toy", "toy", {v: Variant("fcn") for v in "abc"},
+                            pretrained=(("a", "b"), ("a", "c")))
+    table = gains_table(results, experiment, [("a", "b"), ("a", "c")], metrics=("miou",))
+    lines = table.splitlines()
+    assert lines[2].endswith(f"| +3.0, +2.0{MIXED_MARK}, +3.0 | yes |")
+    assert MIXED_MARK not in lines[3] and lines[-1] == MIXED_NOTE
+    alone = gains_table(results, experiment, [("a", "c")], metrics=("miou",))
+    assert MIXED_NOTE not in alone and len(alone.splitlines()) == 3
+    rows = footing_table(experiment, None, results).splitlines()
+    assert "3 seeds (1 of them of mixed precision): real gain" in rows[2]
+    assert "mixed" not in rows[3]
 
 
 def test_prose_names_the_real_gains_and_their_sign():

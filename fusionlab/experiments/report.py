@@ -241,6 +241,16 @@ def results_table(results: dict, metrics=("miou", "thin_iou", "boundary_f"),
          for v in (variants or list(summary)) if v in summary])
 
 
+MIXED_MARK = "†"
+"""Marks a seed whose paired runs trained at different autocast precisions."""
+
+MIXED_NOTE = (f"{MIXED_MARK} The two runs of this seed trained at different autocast precisions "
+              "(bfloat16 on a CPU that computes it natively, float32 on one that does not; "
+              "each run stores its own under `speed`), so this difference holds the precision's "
+              "effect as well as the variant's.")
+"""The note under a ``gains_table`` with a ``MIXED_MARK``."""
+
+
 def gains_table(results: dict | None, experiment: Experiment,
                 pairs: list[tuple[str, str]] | None = None,
                 metrics=("miou", "thin_iou", "boundary_f")) -> str:
@@ -253,14 +263,16 @@ def gains_table(results: dict | None, experiment: Experiment,
     Columns: the step, the paper's gain (mIoU points), our mean gain per metric with its 95%
     Student-t interval, the per-seed mIoU gains, and whether the mIoU gain is real (its interval
     excludes 0; n/a for one seed, which has no interval). Pairs without a seed run for both
-    variants are skipped.
+    variants are skipped. A seed whose two runs trained at different autocast precisions
+    (``paired_gain``'s ``mixed_precision``) carries ``MIXED_MARK``, explained by ``MIXED_NOTE``
+    below the table.
     """
     if results is None:
         return f"The reference results of {experiment.name} are not stored yet: no gains to show."
     if pairs is None:
         pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     level = f"{100 * CONFIDENCE:.0f}%"
-    rows = []
+    rows, mixed = [], False
     for base, variant in pairs:
         if not shared_seeds(results, base, variant):
             continue
@@ -269,13 +281,17 @@ def gains_table(results: dict | None, experiment: Experiment,
         gains = {m: paired_gain(results, base, variant, m) for m in metrics}
         cells = [f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, {_pct(g['ci'][1], True)}]"
                  for g in gains.values()]
-        per_seed = ", ".join(_pct(x, True) for x in gains[metrics[0]]["gains"])
-        real = ("n/a" if not math.isfinite(gains[metrics[0]]["ci"][0])  # one seed
-                else "yes" if gains[metrics[0]]["real"] else "no")
+        first = gains[metrics[0]]
+        per_seed = ", ".join(_pct(x, True) + (MIXED_MARK if s in first["mixed_precision"] else "")
+                             for s, x in zip(first["seeds"], first["gains"]))
+        mixed = mixed or bool(first["mixed_precision"])
+        real = ("n/a" if not math.isfinite(first["ci"][0])  # one seed
+                else "yes" if first["real"] else "no")
         rows.append([f"{variant} vs {base}", paper_text, *cells, per_seed, real])
-    return markdown_table(["step", "paper", *(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
-                                              for m in metrics), "per seed (mIoU)", "real?"],
-                          rows)
+    table = markdown_table(["step", "paper", *(f"ours: {METRIC_TITLES.get(m, m)} [{level} CI]"
+                                               for m in metrics), "per seed (mIoU)", "real?"],
+                           rows)
+    return table + (f"\n\n{MIXED_NOTE}" if mixed else "")
 
 
 def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
@@ -319,8 +335,10 @@ def _footing_rows(experiment: Experiment, scratch: dict | None, pretrained: dict
                 cells.append("not run")
                 continue
             verdict = ("real gain" if g["mean"] > 0 else "real loss") if g["real"] else "noise"
+            mixed = (f" ({len(g['mixed_precision'])} of them of mixed precision)"
+                     if g["mixed_precision"] else "")
             cells.append(f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, "
-                         f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds: {verdict}")
+                         f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds{mixed}: {verdict}")
         rows.append([f"{variant} vs {base}", *cells])
     return rows
 

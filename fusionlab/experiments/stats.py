@@ -83,21 +83,29 @@ def shared_seeds(results: dict, base: str, variant: str) -> list[int]:
     return sorted(seeds[0] & seeds[1])
 
 
+def run_precision(run: dict) -> str | None:
+    """The autocast precision one stored run trained at (``"fp32"``, ``"bf16"`` or
+    ``"fp16"``, from its ``speed``), or ``None`` for a run stored without it."""
+    return (run.get("speed") or {}).get("precision")
+
+
 def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") -> dict:
     """The gain of ``variant`` over ``base``, paired by seed.
 
     Returns:
         ``summarise`` of the per-seed differences (variant - base) plus ``gains`` (in seed
         order), ``seeds``, ``ci`` (the 95% Student-t interval of the mean gain), ``real``
-        (the interval excludes 0) and ``same_sign`` (every seed agrees on the sign).
+        (the interval excludes 0), ``same_sign`` (every seed agrees on the sign) and
+        ``mixed_precision``: the seeds whose two runs trained at different autocast
+        precisions (``run_precision``; a run without one is not counted), whose difference
+        holds the precision's effect as well as the variant's.
 
     Raises:
         ValueError: a variant missing from the results, or no seed run for both.
     """
     by_seed = {}
     for name in (base, variant):
-        runs = {r["seed"]: run_metric(results, r, metric) for r in results["runs"]
-                if r["variant"] == name}
+        runs = {r["seed"]: r for r in results["runs"] if r["variant"] == name}
         if not runs:
             raise ValueError(f"no runs of {name!r} in the results of "
                              f"{results.get('experiment', '?')!r}")
@@ -105,11 +113,15 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
     seeds = shared_seeds(results, base, variant)
     if not seeds:
         raise ValueError(f"{base!r} and {variant!r} share no seed")
-    gains = [by_seed[variant][s] - by_seed[base][s] for s in seeds]
+    gains = [run_metric(results, by_seed[variant][s], metric)
+             - run_metric(results, by_seed[base][s], metric) for s in seeds]
+    precisions = {s: {run_precision(by_seed[name][s]) for name in (base, variant)} - {None}
+                  for s in seeds}
     low, high = t_interval(gains)
     return {**summarise(gains), "gains": gains, "seeds": seeds, "ci": (low, high),
             "real": bool(low > 0 or high < 0),
-            "same_sign": all(g > 0 for g in gains) or all(g < 0 for g in gains)}
+            "same_sign": all(g > 0 for g in gains) or all(g < 0 for g in gains),
+            "mixed_precision": [s for s in seeds if len(precisions[s]) > 1]}
 
 
 PER_CLASS_METRICS = ("iou", "boundary_f_per_class")
