@@ -153,6 +153,10 @@ def test_seeds_paired_across_precisions_are_flagged_in_gains_and_footings():
     assert MIXED_MARK not in lines[3] and lines[-1] == MIXED_NOTE
     alone = gains_table(results, experiment, [("a", "c")], metrics=("miou",))
     assert MIXED_NOTE not in alone and len(alone.splitlines()) == 3
+    assert gain_clause(results, "a", "b").endswith(
+        "which is a real gain (on 1 of its 3 seeds the two runs trained at different autocast "
+        "precisions)")
+    assert "precision" not in gain_clause(results, "a", "c")
     rows = footing_table(experiment, None, results).splitlines()
     assert "3 seeds (1 of them of mixed precision): real gain" in rows[2]
     assert "mixed" not in rows[3]

@@ -439,14 +439,18 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
 
 def gain_clause(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
     """``gain_text`` and ``gain_verdict`` as one clause for the prose, e.g. ``"+1.2 points (95%
-    interval +0.3 to +2.1), which is a real gain"``; ``"not run yet"`` when the results lack
-    either variant or a seed run for both."""
+    interval +0.3 to +2.1), which is a real gain"``, saying on how many seeds the two runs
+    trained at different autocast precisions where any did (``paired_gain``); ``"not run
+    yet"`` when the results lack either variant or a seed run for both."""
     try:
-        paired_gain(results, base, variant, metric)
+        g = paired_gain(results, base, variant, metric)
     except (TypeError, ValueError):  # no results (yet): the prose stays short and renderable
         return "not run yet"
+    mixed = len(g["mixed_precision"])
+    caveat = (f" (on {mixed} of its {len(g['seeds'])} seeds the two runs trained at different "
+              f"autocast precisions)" if mixed else "")
     return (f"{gain_text(results, base, variant, metric)}, which "
-            f"{gain_verdict(results, base, variant, metric)}")
+            f"{gain_verdict(results, base, variant, metric)}{caveat}")
 
 
 def _gain_words(mean: float, ci: tuple[float, float]) -> str:
