@@ -15,7 +15,8 @@ from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.profiles import train_config
 from fusionlab.experiments.queue import (FIRST_SEEDS, REFERENCE_PRECISION, SEEDS, Job,
                                          footing_jobs, footing_profile, job_command,
-                                         pending_jobs, run_queue)
+                                         merge_part, pending_jobs, refresh_borrowers,
+                                         run_queue)
 from fusionlab.experiments.report import results_table
 from fusionlab.experiments.store import (configuration_name, departures, stored_config,
                                          stored_path)
@@ -39,14 +40,15 @@ def results(tmp_path, monkeypatch):
     return folder
 
 
-def test_the_footing_needs_every_pretrained_variant_but_the_borrowed_for_every_seed():
+def test_the_footing_needs_every_pretrained_variant_for_every_seed():
     jobs = footing_jobs()
     expected = {(e.name, v, s) for e in EXPERIMENTS.values() for v in e.pretrained_variants
-                if v not in e.borrowed for s in SEEDS}
+                for s in SEEDS}
     assert {(j.experiment, j.variant, j.seed) for j in jobs} == expected
     assert len(jobs) == len(expected)                                   # nothing twice
-    head = [j for j in jobs if j.experiment == "head-to-head"]
-    assert {j.variant for j in head} == {"GFF+DFP + borders", "GFF+DFP + borders + DUpsampling"}
+    head = {j.variant for j in jobs if j.experiment == "head-to-head"}  # borrowed ones too
+    assert head == set(EXPERIMENTS["head-to-head"].pretrained_variants)
+    assert {"FPN", "GFF+DFP + borders"} <= head
 
 
 def test_every_run_chapter_6_borrows_is_on_the_footing_queue():
@@ -61,7 +63,7 @@ def test_every_run_chapter_6_borrows_is_on_the_footing_queue():
 def test_the_headlines_first_seeds_come_first_then_the_rest():
     jobs = footing_jobs()
     headline = {(e.name, v) for e in EXPERIMENTS.values() if e.pretrained
-                for v in e.pretrained[0] if v not in e.borrowed}
+                for v in e.pretrained[0]}
     block = [(j.experiment, j.variant) in headline and j.seed < FIRST_SEEDS for j in jobs]
     first = block.index(False)
     assert all(block[:first]) and not any(block[first:])       # one leading block
@@ -137,6 +139,43 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert [(r["variant"], r["seed"]) for r in read_results(stored)["runs"]] == [
         ("bilinear, OS 16", 1)]
     assert not left.exists()
+
+
+def test_a_borrower_trains_its_own_run_where_the_borrowed_one_has_another_precision(
+        tmp_path, results, no_camvid):
+    # chapter 6 borrows chapter 1's FPN: seed 0 stored at bf16, seed 1 at fp32
+    profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=2), "mobilenet_v2")
+    for seed, precision in ((0, "bf16"), (1, "fp32")):
+        runner.run_experiment("fusion-levels", profile, [seed], variants=["FPN c2-c5"],
+                              precision=precision)
+    stored = stored_path("head-to-head", profile)
+    assert refresh_borrowers("fusion-levels", profile, (0, 1), False, "bf16") == ["head-to-head"]
+    assert refresh_borrowers("fusion-levels", profile, (0, 1), False, "fp32") == ["head-to-head"]
+    copies = {r["seed"]: r for r in read_results(stored)["runs"]}
+    assert sorted(copies) == [0, 1] and all("borrowed_from" in r for r in copies.values())
+    assert [copies[s]["speed"]["precision"] for s in (0, 1)] == ["bf16", "fp32"]
+
+    jobs = [Job("head-to-head", "FPN", 0), Job("head-to-head", "FPN", 1),
+            Job("head-to-head", "ExFuse", 0)]          # ExFuse: its own experiment trains it
+    assert pending_jobs(jobs, profile, "fp32") == jobs[:1]
+    assert pending_jobs(jobs, profile, "bf16") == jobs[1:2]
+
+    # the queue's job: trained by chapter 6 itself, merged in place of the bf16 copy
+    part = tmp_path / "part.json"
+    runner.run_experiment("head-to-head", profile, [0], part, ["FPN"], precision="fp32")
+    (own,) = read_results(part)["runs"]
+    assert "borrowed_from" not in own and own["speed"]["precision"] == "fp32"
+    assert merge_part(jobs[0], part, profile) is True
+    runs = {r["seed"]: r for r in read_results(stored)["runs"]}
+    assert sorted(runs) == [0, 1] and runs[0] == own and "borrowed_from" in runs[1]
+    assert pending_jobs(jobs, profile, "fp32") == []
+    assert merge_part(jobs[0], part, profile) is False                   # stored already
+
+    # into the stored file directly: a bf16 run replaces the fp32 copy of seed 1, once
+    runner.run_experiment("head-to-head", profile, [1], stored, ["FPN"], precision="bf16")
+    runs = [(r["seed"], "borrowed_from" in r, r["speed"]["precision"])
+            for r in read_results(stored)["runs"]]
+    assert sorted(runs) == [(0, False, "fp32"), (1, False, "bf16")]
 
 
 def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, results, no_camvid,

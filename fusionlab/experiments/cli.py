@@ -216,7 +216,7 @@ def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                     else "error: give --steps: chapter 1's learning curve on the ImageNet "
                          "encoder has not settled a reference schedule yet\n")
     profile = footing_profile(get_profile(args.profile), steps)
-    jobs = pending_jobs(footing_jobs(args.seeds, args.experiments), profile)
+    jobs = pending_jobs(footing_jobs(args.seeds, args.experiments), profile, args.precision)
     print(f"{len(jobs)} runs missing at {steps} steps on the ImageNet encoder "
           f"({args.profile} profile)")
     if args.list:

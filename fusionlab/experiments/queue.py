@@ -24,7 +24,9 @@ import fusionlab
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.curves import IMAGENET
 from fusionlab.experiments.profiles import Profile, with_encoder
-from fusionlab.experiments.runner import run_experiment, run_slug, variant_definitions
+from fusionlab.experiments.runner import (run_experiment, run_slug, stale_copy,
+                                          variant_definitions)
+from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import (configuration_name, departures, merge_results,
                                          read_results, stored_config, stored_path,
                                          stored_results, with_defaults)
@@ -72,8 +74,8 @@ def footing_profile(profile: Profile, steps: int) -> Profile:
 
 def footing_jobs(seeds=SEEDS, experiments=None) -> list[Job]:
     """Every run of the pretrained comparisons of ``experiments`` (default: all) for
-    ``seeds``, less the borrowed variants (their own experiment trains them), in the order they
-    are worth running: the seeds below ``FIRST_SEEDS`` of each experiment's first comparison
+    ``seeds``, the borrowed variants' too (``pending_jobs`` keeps those only where the
+    borrower must train its own), in the order they are worth running: the seeds below ``FIRST_SEEDS`` of each experiment's first comparison
     (its headline), then of its other comparisons, then the remaining seeds; experiments in
     chapter order within each block.
 
@@ -89,25 +91,41 @@ def footing_jobs(seeds=SEEDS, experiments=None) -> list[Job]:
         experiment = EXPERIMENTS[name]
         headline = set(experiment.pretrained[0]) if experiment.pretrained else set()
         for order, variant in enumerate(experiment.pretrained_variants):
-            if variant in experiment.borrowed:
-                continue
             for seed in seeds:
                 key = (seed >= FIRST_SEEDS, variant not in headline, rank, seed, order)
                 ranked.append((key, Job(name, variant, seed)))
     return [job for _, job in sorted(ranked, key=lambda pair: pair[0])]
 
 
-def pending_jobs(jobs: list[Job], profile: Profile) -> list[Job]:
+def pending_jobs(jobs: list[Job], profile: Profile,
+                 precision: str = REFERENCE_PRECISION) -> list[Job]:
     """The ``jobs`` whose run is not in the stored results of ``profile``'s configuration.
+
+    A job of a borrowed variant (``Experiment.borrowed``) is pending only when its own
+    experiment stores that seed's run at another autocast precision than ``precision``: the
+    borrower then trains its own (``runner.borrowed_runs``), which replaces a copy of that
+    run (``runner.stale_copy``). Otherwise its own experiment's job trains the run and the
+    queue copies it (``refresh_borrowers``).
 
     Raises:
         ValueError: a corrupt results file.
     """
-    done = {}
-    for name in dict.fromkeys(job.experiment for job in jobs):
-        stored = stored_results(name, stored_config(profile))
-        done[name] = {(r["variant"], r["seed"]) for r in (stored or {}).get("runs", [])}
-    return [job for job in jobs if (job.variant, job.seed) not in done[job.experiment]]
+    config = stored_config(profile)
+    runs = {name: (stored_results(name, config) or {}).get("runs", [])
+            for name in dict.fromkeys(job.experiment for job in jobs)}
+
+    def pending(job: Job) -> bool:
+        if any(r["variant"] == job.variant and r["seed"] == job.seed
+               and not stale_copy(r, precision) for r in runs[job.experiment]):
+            return False
+        if job.variant not in EXPERIMENTS[job.experiment].borrowed:
+            return True
+        source, variant = EXPERIMENTS[job.experiment].borrowed[job.variant]
+        return any(r["variant"] == variant and r["seed"] == job.seed
+                   and run_precision(r) != precision
+                   for r in (stored_results(source, config) or {}).get("runs", []))
+
+    return [job for job in jobs if pending(job)]
 
 
 def job_command(job: Job, profile: Profile, part: Path, require_data: bool = True,
@@ -128,7 +146,8 @@ def job_command(job: Job, profile: Profile, part: Path, require_data: bool = Tru
 
 def merge_part(job: Job, part: Path, profile: Profile) -> bool:
     """Merge the results file ``part`` of one finished ``job`` into the stored results of
-    ``profile``'s configuration; ``False`` when the stored results hold its run already.
+    ``profile``'s configuration; ``False`` when the stored results hold its run already (a
+    borrowed copy of its variant and seed does not count: the trained run replaces it).
 
     Raises:
         ValueError: ``part`` lacks the job's run, holds another configuration than
@@ -142,17 +161,19 @@ def merge_part(job: Job, part: Path, profile: Profile) -> bool:
                          f"{configuration_name(profile.name, *departures(stored_config(profile)))}")
     out = stored_path(job.experiment, profile)
     stored = out.is_file()
-    if stored and _run_of(job, read_results(out)) is not None:
+    held = _run_of(job, read_results(out)) if stored else None
+    if held is not None and "borrowed_from" not in held:
         return False
     merge_results(job.experiment, [out, part] if stored else [part], out,
                   variant_definitions(EXPERIMENTS[job.experiment]))
     return True
 
 
-def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS,
-                      require_data: bool = True) -> list[str]:
-    """Copy the stored runs of ``name`` into the stored results of every experiment that
-    borrows from it (``experiment run BORROWER --borrowed-only``); the borrowers' names.
+def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS, require_data: bool = True,
+                      precision: str = REFERENCE_PRECISION) -> list[str]:
+    """Copy the stored runs of ``name`` trained at ``precision`` into the stored results of
+    every experiment that borrows from it (``experiment run BORROWER --borrowed-only
+    --precision PRECISION``); the borrowers' names.
 
     Raises:
         DataNotFoundError: no CamVid when ``require_data`` (the results name their data).
@@ -161,7 +182,8 @@ def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS,
                  if any(source == name for source, _ in e.borrowed.values())]
     for borrower in borrowers:
         run_experiment(borrower, profile, list(seeds), stored_path(borrower, profile),
-                       require_data=require_data or None, borrowed_only=True)
+                       require_data=require_data or None, borrowed_only=True,
+                       precision=precision)
     return borrowers
 
 
@@ -230,7 +252,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         if code == 0:
             try:
                 merged = merge_part(job, part, profile)
-                refresh_borrowers(job.experiment, profile, seeds, require_data)
+                refresh_borrowers(job.experiment, profile, seeds, require_data, precision)
             except ValueError as err:  # a conflicting results file: said, and the part kept
                 say(f"NOT MERGED {name(job)}: {err}")
                 status[job] = -1

@@ -17,9 +17,11 @@ from fusionlab.experiments.builders import BuildContext, build_model
 from fusionlab.experiments.data import load_data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
+from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
                                          git_commit, read_results, stored_config,
                                          stored_path, stored_results, write_results)
+from fusionlab.speed import choose_speed_mode, resolve_device
 from fusionlab.train import seed_everything, train
 
 
@@ -71,11 +73,17 @@ def run_checkpoint(folder: Path, name: str, profile: Profile, source: str, varia
             / f"{run_slug(name, variant, seed)}.pt")
 
 
-def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[str, int], dict]:
+def borrowed_runs(experiment: Experiment, profile_config: dict,
+                  precision: str | None = None) -> dict[tuple[str, int], dict]:
     """The runs of ``experiment``'s borrowed variants (``Experiment.borrowed``) found in the
     stored results of their own experiments made with this profile configuration:
     (label, seed) -> the run under this experiment's label, with ``borrowed_from`` naming the
     experiment, its variant and the commit that ran it.
+
+    With ``precision`` (``"fp32"``, ``"bf16"`` or ``"fp16"``), only the runs that trained at
+    that autocast precision (``stats.run_precision``): the borrower pairs them by seed with
+    runs of its own at that precision, and a pair of two precisions would mix the precision's
+    effect into the gain. The borrower trains its own run of the other seeds.
 
     Raises:
         ResultsConflict: a stored variant defined otherwise than the borrowing one.
@@ -92,9 +100,16 @@ def borrowed_runs(experiment: Experiment, profile_config: dict) -> dict[tuple[st
                                   f"borrows it as {mine[label]}")
         origin = f"{source}: {variant} ({stored['provenance']['commit']})"
         for run in stored["runs"]:
-            if run["variant"] == variant:
+            if run["variant"] == variant and precision in (None, run_precision(run)):
                 found[label, run["seed"]] = {**run, "variant": label, "borrowed_from": origin}
     return found
+
+
+def stale_copy(run: dict, precision: str) -> bool:
+    """Whether ``run`` is a borrowed run (``borrowed_from``) that trained at another autocast
+    precision than ``precision``: a copy that a borrower training at ``precision`` replaces
+    with a run of its own (its original stays in its own experiment's results)."""
+    return "borrowed_from" in run and run_precision(run) != precision
 
 
 def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | None = None,
@@ -105,9 +120,11 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
 
     Every variant runs once before the next seed, so partial results come early. A borrowed
     variant's run (``Experiment.borrowed``) is copied from its own experiment's stored results
-    of the same profile configuration when it is there (``borrowed_runs``), else trained. The file is
+    of the same profile configuration when it is there and trained at the precision these runs
+    train at (``borrowed_runs``), else trained. The file is
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
-    the same variant and seed already in the file are kept, not repeated. With ``checkpoints``,
+    the same variant and seed already in the file are kept, not repeated, except a borrowed
+    copy of another precision (``stale_copy``), which the new run replaces. With ``checkpoints``,
     a run interrupted halfway resumes too, from its last checkpoint. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
     alone writes the file.
@@ -127,7 +144,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             written every ``TrainConfig.checkpoint_every`` steps and removed once the run is in
             ``out``); ``None``: no checkpoints.
         precision: the autocast precision of training (``TrainConfig.precision``); each run
-            stores the one it used under ``speed``.
+            stores the one it used under ``speed``, and only borrowed runs of that precision
+            are copied.
 
     Raises:
         ValueError: unknown experiment or variant, a corrupt results file, an unknown
@@ -159,7 +177,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                               f"{data.source}; give another --out")
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
-    borrowed = borrowed_runs(experiment, config)
+    cfg = train_config(profile, precision=precision)
+    trains_at = choose_speed_mode(resolve_device(cfg.device), cfg.precision).precision
+    borrowed = borrowed_runs(experiment, config, trains_at)
 
     def save():  # by the first process of a distributed run alone; the others wait for it
         if distributed.world().is_main:
@@ -176,13 +196,19 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         if path is not None and distributed.world().is_main:
             path.unlink(missing_ok=True)
 
+    def put(run: dict, replaced: dict | None) -> None:  # a stale copy gives way to ``run``
+        if replaced is not None:
+            runs.remove(replaced)
+        runs.append(run)
+
     for seed in seeds:
         for label in chosen:
-            if any(r["variant"] == label and r["seed"] == seed for r in runs):
+            stored = next((r for r in runs if r["variant"] == label and r["seed"] == seed), None)
+            if stored is not None and not stale_copy(stored, trains_at):
                 forget(checkpoint(label, seed))
                 continue
             if (label, seed) in borrowed:  # trained and stored by its own experiment
-                runs.append(borrowed[label, seed])
+                put(borrowed[label, seed], stored)
                 save()
                 continue
             if borrowed_only:
@@ -196,7 +222,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                                precision=precision)
             result = train(model, data.train, data.val, cfg)
             m = result.metrics
-            runs.append({
+            put({
                 "variant": label, "seed": seed, "miou": m["miou"], "iou": m["iou"],
                 "boundary_f": m["boundary_f"], "pixel_accuracy": m["pixel_accuracy"],
                 "eval_size": list(m["eval_size"]), "train_seconds": result.train_seconds,
@@ -206,7 +232,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                 "final_loss": result.history[-1]["loss"],
                 "boundary_f_per_class": _stored_per_class(data.classes,
                                                           m["boundary_f_per_class"]),
-                "history": _stored_history(result.history)})
+                "history": _stored_history(result.history)}, stored)
             wall += time.perf_counter() - t0 + result.seconds_before
             save()
             forget(path)

@@ -294,11 +294,14 @@ def provenance_commits(results: dict) -> list[str]:
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:
     """Merge result files of one experiment run in parallel processes (e.g. one per subset of
     variants or seeds) into ``out``: runs are concatenated, the summary recomputed, the wall
-    times summed and every distinct commit and device kept.
+    times summed and every distinct commit and device kept. Where one file holds the
+    experiment's own run of a (variant, seed) and another a copy borrowed from another
+    experiment (``borrowed_from``), the own run is kept (the copy's original stays in its
+    experiment's results).
 
     Raises:
         ValueError: no files, files of another experiment, profile configuration or data, or
-            a (variant, seed) pair found in two files.
+            a (variant, seed) pair found in two files (but for a borrowed copy).
         ResultsConflict: ``out`` exists and is not one of the merged files.
     """
     if not paths:
@@ -314,13 +317,17 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
     if out.exists() and out.resolve() not in {Path(p).resolve() for p in paths}:
         raise ResultsConflict(f"{out} exists and is not one of the merged files: merge it too, "
                               "or choose another --out")
-    runs, seen = [], set()
+    runs = {}
     for part in parts:
         for r in part["runs"]:
-            if (r["variant"], r["seed"]) in seen:
-                raise ValueError(f"{r['variant']!r}, seed {r['seed']} is in two files")
-            seen.add((r["variant"], r["seed"]))
-            runs.append(r)
+            key = (r["variant"], r["seed"])
+            if key in runs:
+                if ("borrowed_from" in runs[key]) == ("borrowed_from" in r):
+                    raise ValueError(f"{r['variant']!r}, seed {r['seed']} is in two files")
+                if "borrowed_from" in r:
+                    continue
+            runs[key] = r
+    runs = list(runs.values())
     results = assemble(
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
