@@ -18,7 +18,8 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    class_gains, costs_profile, costs_table, gain_clause, gain_text,
                                    gain_verdict, gains_table, get_profile, load_data,
                                    mean_interval, merge_results, paired_gain, parse_options,
-                                   provenance_line, read_results, real_gains, results_table,
+                                   precision_effect, precision_text, provenance_line,
+                                   read_results, real_gains, results_table,
                                    run_experiment, shared_seeds, summarise, t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
@@ -160,6 +161,40 @@ def test_seeds_paired_across_precisions_are_flagged_in_gains_and_footings():
     rows = footing_table(experiment, None, results).splitlines()
     assert "3 seeds (1 of them of mixed precision): real gain" in rows[2]
     assert "mixed" not in rows[3]
+
+
+def test_the_precision_effect_pairs_one_model_of_two_files_by_seed():
+    def stored(experiment, label, precisions, mious, borrowed=()):
+        runs = [{"variant": label, "seed": s, "miou": m, "iou": [m, m],
+                 "speed": {"precision": p}, **({"borrowed_from": "x"} if s in borrowed else {})}
+                for s, (p, m) in enumerate(zip(precisions, mious))]
+        return {"experiment": experiment, "variants": {label: {"model": "fpn", "options": {}}},
+                "runs": runs, "classes": ["Road", "Pole"], "thin_classes": ["Pole"]}
+
+    one = stored("ch1", "FPN c2-c5", ["bf16", "bf16", "bf16", "fp32"], [0.63, 0.62, 0.64, 0.60])
+    six = stored("ch6", "FPN", ["fp32", "fp32", "bf16", "fp32"], [0.61, 0.61, 0.64, 0.60])
+    e = precision_effect(one, "FPN c2-c5", six, "FPN")
+    assert e["seeds"] == [0, 1] and e["precisions"] == ("fp32", "bf16")   # seeds 2, 3: one precision
+    assert e["differences"] == pytest.approx([-0.02, -0.01])
+    assert e["ci"] == pytest.approx(t_interval([-0.02, -0.01]))
+    swapped = precision_effect(six, "FPN", one, "FPN c2-c5")           # fp32 minus bf16 still
+    assert swapped["differences"] == pytest.approx(e["differences"])
+    assert precision_text(one, "FPN c2-c5", six, "FPN") == (
+        "float32 minus bfloat16 on the same model and seeds (0, 1): -1.5 points (95% interval "
+        f"{100 * e['ci'][0]:+.1f} to {100 * e['ci'][1]:+.1f})")
+    copied = stored("ch6", "FPN", ["fp32", "bf16"], [0.61, 0.62], borrowed=(1,))
+    assert precision_effect(one, "FPN c2-c5", copied, "FPN")["seeds"] == [0]   # a copy is no pair
+    alike = stored("ch6", "FPN", ["bf16", "bf16"], [0.61, 0.62])
+    with pytest.raises(ValueError, match="two precisions"):
+        precision_effect(one, "FPN c2-c5", alike, "FPN")
+    assert precision_text(one, "FPN c2-c5", alike, "FPN") == "not measured yet"
+    assert precision_text(None, "FPN c2-c5", six, "FPN") == "not measured yet"
+    other = {**six, "variants": {"FPN": {"model": "fpn", "options": {"width": 32}}}}
+    with pytest.raises(ValueError, match="not one model"):
+        precision_effect(one, "FPN c2-c5", other, "FPN")
+    fp16 = stored("ch6", "FPN", ["fp32", "fp16"], [0.61, 0.62])
+    with pytest.raises(ValueError, match="different precisions"):
+        precision_effect(one, "FPN c2-c5", fp16, "FPN")
 
 
 def test_prose_names_the_real_gains_and_their_sign():

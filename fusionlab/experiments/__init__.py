@@ -27,14 +27,14 @@ from fusionlab.experiments.report import (auxiliary_losses_text, check_live, cos
                                           curve_mean_text, curves_table, doubling_text,
                                           footing_reading, footing_table, footings_overview,
                                           gain_clause, gain_text, gain_verdict, gains_table,
-                                          live_run, live_summary, model_costs, provenance_line,
-                                          real_gains, results_table, schedule_sentence,
-                                          variants_table)
+                                          live_run, live_summary, model_costs, precision_text,
+                                          provenance_line, real_gains, results_table,
+                                          schedule_sentence, variants_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import (class_gain_summary, class_gains, mean_interval,
-                                         paired_gain, shared_seeds, summarise, t_interval,
-                                         thin_iou)
+                                         paired_gain, precision_effect, shared_seeds,
+                                         summarise, t_interval, thin_iou)
 from fusionlab.experiments.store import (ResultsConflict, load_results, merge_results,
                                          read_results, results_path)
 
@@ -45,8 +45,9 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "reference_schedule", "auxiliary_losses_text", "check_live", "costs_table", "curve_mean_text", "curves_table",
            "doubling_text", "schedule_sentence", "footing_reading", "footing_table",
            "footings_overview", "gain_clause", "gain_text", "gain_verdict", "gains_table",
-           "live_run", "live_summary", "model_costs", "provenance_line", "real_gains",
+           "live_run", "live_summary", "model_costs", "precision_text", "provenance_line",
+           "real_gains",
            "results_table", "variants_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gain_summary", "class_gains", "mean_interval", "paired_gain",
-           "shared_seeds", "summarise", "t_interval", "thin_iou", "ResultsConflict",
+           "precision_effect", "shared_seeds", "summarise", "t_interval", "thin_iou", "ResultsConflict",
            "load_results", "merge_results", "read_results", "results_path"]

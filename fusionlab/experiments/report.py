@@ -20,7 +20,7 @@ from fusionlab.experiments.curves import (CONVERGED_GAIN, curve_summary, load_fo
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
-from fusionlab.experiments.stats import CONFIDENCE, paired_gain, shared_seeds
+from fusionlab.experiments.stats import CONFIDENCE, paired_gain, precision_effect, shared_seeds
 from fusionlab.experiments.store import provenance_commits
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
@@ -435,6 +435,23 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
     except (TypeError, ValueError):  # no results (yet): the prose stays renderable
         return "not available (the reference results are missing or incomplete)"
     return _gain_words(g["mean"], g["ci"])
+
+
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def precision_text(first: dict | None, first_variant: str, second: dict | None,
+                   second_variant: str, metric: str = "miou") -> str:
+    """``stats.precision_effect`` for the prose: ``"float32 minus bfloat16 on the same model
+    and seeds (0, 1, 2): -1.2 points (95% interval -2.0 to -0.4)"``, or ``"not measured
+    yet"`` while no seed pairs two precisions."""
+    try:
+        e = precision_effect(first, first_variant, second, second_variant, metric)
+    except (TypeError, ValueError):  # no results, or no seed at two precisions (yet)
+        return "not measured yet"
+    high, low = (PRECISION_NAMES[p] for p in e["precisions"])
+    return (f"{high} minus {low} on the same model and seeds "
+            f"({', '.join(map(str, e['seeds']))}): {_gain_words(e['mean'], e['ci'])}")
 
 
 def gain_clause(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:

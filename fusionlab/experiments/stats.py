@@ -124,6 +124,50 @@ def paired_gain(results: dict, base: str, variant: str, metric: str = "miou") ->
             "mixed_precision": [s for s in seeds if len(precisions[s]) > 1]}
 
 
+def precision_effect(first: dict, first_variant: str, second: dict, second_variant: str,
+                     metric: str = "miou") -> dict:
+    """What the autocast precision alone changes: one model stored in two results files (e.g.
+    chapter 1's ``"FPN c2-c5"`` and chapter 6's ``"FPN"``), paired by the seeds whose two runs
+    trained at different precisions (``run_precision``; a borrowed copy of one run in the
+    other file is the same run and does not count).
+
+    Returns:
+        ``summarise`` of the per-seed differences plus ``differences`` (in seed order),
+        ``seeds``, ``ci`` (95% Student-t interval of the mean) and ``precisions``: the pair
+        ``(high, low)`` the differences are taken as, ``high`` minus ``low`` (float32 before
+        bfloat16 before float16, e.g. ``("fp32", "bf16")``).
+
+    Raises:
+        ValueError: the two variants are different models, no seed pairs two precisions, or
+            the seeds pair different couples of precisions.
+    """
+    if first["variants"].get(first_variant) != second["variants"].get(second_variant):
+        raise ValueError(f"{first_variant!r} of {first['experiment']!r} and {second_variant!r} "
+                         f"of {second['experiment']!r} are not one model")
+    runs = [{r["seed"]: r for r in results["runs"] if r["variant"] == variant
+             and "borrowed_from" not in r}
+            for results, variant in ((first, first_variant), (second, second_variant))]
+    order = ("fp32", "bf16", "fp16")
+    seeds, couples, differences = [], set(), []
+    for seed in sorted(set(runs[0]) & set(runs[1])):
+        precisions = (run_precision(runs[0][seed]), run_precision(runs[1][seed]))
+        if None in precisions or precisions[0] == precisions[1]:
+            continue
+        pair = sorted(((first, runs[0][seed]), (second, runs[1][seed])),
+                      key=lambda item: order.index(run_precision(item[1])))  # high first
+        precisions = tuple(sorted(precisions, key=order.index))
+        seeds.append(seed)
+        couples.add(precisions)
+        differences.append(run_metric(*pair[0], metric) - run_metric(*pair[1], metric))
+    if not seeds:
+        raise ValueError(f"no seed of {first_variant!r} and {second_variant!r} trained at two "
+                         "precisions")
+    if len(couples) > 1:
+        raise ValueError(f"the seeds pair different precisions: {sorted(couples)}")
+    return {**summarise(differences), "differences": differences, "seeds": seeds,
+            "ci": t_interval(differences), "precisions": couples.pop()}
+
+
 PER_CLASS_METRICS = ("iou", "boundary_f_per_class")
 """The per-class metrics a stored run holds: a list in the order of ``results["classes"]``
 (``iou``) or a mapping of class name to value (``boundary_f_per_class``); ``None`` or NaN where
