@@ -1,6 +1,7 @@
 """Experiments: profiles, the store (never loses results), statistics, the report tables, the
 paper numbers' keys, the fallback data."""
 
+import copy
 import dataclasses
 import json
 import math
@@ -30,7 +31,7 @@ from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.store import with_defaults
-from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, footing_table
+from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, PRECISION_NAMES, footing_table
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
 
@@ -298,6 +299,11 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert first["train_size"] == list(profile.size) and first["eval_size"] == [list(profile.size)]
     assert first["variants"] == variant_definitions(EXPERIMENTS["fusion-levels"])
     assert "seeds 0" in provenance_line(first)
+    trained_at = PRECISION_NAMES[first["runs"][0]["speed"]["precision"]]
+    assert f"torch {first['provenance']['torch']}, {trained_at} throughout, " in provenance_line(first)
+    mixed = copy.deepcopy(first)
+    mixed["runs"][0]["speed"]["precision"] = "fp16"
+    assert f", 1 run in float16, 1 run in {trained_at}, commit" in provenance_line(mixed)
     before = json.loads(out.read_text())["runs"]
     again = run_experiment("fusion-levels", profile, [0, 1], out, variants=["c5", "FPN c4-c5"])
     assert again["runs"][:2] == before  # finished runs are kept, not repeated

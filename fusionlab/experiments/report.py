@@ -7,6 +7,7 @@ Tables are Markdown strings (the book renders them as tables); metrics are shown
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +21,8 @@ from fusionlab.experiments.curves import (CONVERGED_GAIN, curve_summary, load_fo
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
-from fusionlab.experiments.stats import CONFIDENCE, paired_gain, precision_effect, shared_seeds
+from fusionlab.experiments.stats import (CONFIDENCE, paired_gain, precision_effect, run_precision,
+                                         shared_seeds)
 from fusionlab.experiments.store import provenance_commits
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
@@ -403,7 +405,8 @@ def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, 
 
 def provenance_line(results: dict) -> str:
     """One sentence saying where the reference results come from: data, profile, seeds, sizes,
-    device, threads, torch, commits, minutes of training and the command; for a file with runs
+    device, threads, torch, autocast precision (how many runs in each where they differ),
+    commits, minutes of training and the command; for a file with runs
     borrowed from other experiments (``Experiment.borrowed``), how many and from which, whose
     own files hold their commits and times."""
     p = results["provenance"]
@@ -417,6 +420,12 @@ def provenance_line(results: dict) -> str:
                         for c in provenance_commits(results))
     # runs copied from another experiment's results keep their commit and time there
     borrowed = [r["borrowed_from"].split(":")[0] for r in results["runs"] if "borrowed_from" in r]
+    precisions = Counter(PRECISION_NAMES[run_precision(r)] for r in results["runs"]
+                         if run_precision(r))
+    autocast = ("" if not precisions else f"{next(iter(precisions))} throughout, "
+                if len(precisions) == 1 else
+                ", ".join(f"{n} run{'s' * (n != 1)} in {name}"
+                          for name, n in precisions.most_common()) + ", ")
     runs = (f"{p['wall_seconds'] / 60:.0f} min of runs in all" if not borrowed else
             f"{p['wall_seconds'] / 60:.0f} min of its own runs in all, {len(borrowed)} of its "
             f"{len(results['runs'])} runs borrowed from the stored results of "
@@ -424,7 +433,7 @@ def provenance_line(results: dict) -> str:
     return (f"Reference results: {results['data']}, profile `{results['profile']}`, seeds "
             f"{seeds}; trained at {train_h} x {train_w} pixels, validation labels scored at "
             f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
-            f"commit(s) {commits}, {runs}; made by `{p['command']}`.")
+            f"{autocast}commit(s) {commits}, {runs}; made by `{p['command']}`.")
 
 
 def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:
