@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fusionlab.losses import SegmentationLoss
-from fusionlab.speed import SpeedMode, choose_speed_mode
+from fusionlab.speed import PRECISION_NAMES, SpeedMode, choose_speed_mode
 from fusionlab.train import TrainConfig, seed_everything, train
 
 
@@ -52,8 +52,8 @@ def forward_latency(model: torch.nn.Module, size: tuple[int, int], batch: int = 
         ValueError: an unknown ``precision``.
     """
     device = next(model.parameters()).device
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in PRECISION_NAMES:
+        raise ValueError(f"precision must be one of {tuple(PRECISION_NAMES)}, got {precision!r}")
     mode = SpeedMode(device.type, precision, False)
     was_training = model.training
     model.eval()
@@ -72,10 +72,6 @@ def forward_latency(model: torch.nn.Module, size: tuple[int, int], batch: int = 
     model.train(was_training)
     return {"median_s": float(np.median(times)), "min_s": min(times), "max_s": max(times),
             "repeats": repeats, "precision": precision, "threads": torch.get_num_threads()}
-
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-"""The precisions ``forward_latency`` measures."""
 
 
 def training_memory(model: torch.nn.Module, batch_size: int, size: tuple[int, int],

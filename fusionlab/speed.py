@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+"""The autocast precisions, highest first, with their names in prose (``"fp32"``: no
+autocast)."""
+
+PRECISIONS = ("auto", *PRECISION_NAMES)
+"""The precisions a run may ask for: ``"auto"`` lets ``choose_speed_mode`` pick the fastest one
+the device computes natively."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import fusionlab.train
 from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
+from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import with_defaults
 from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, PRECISION_NAMES, footing_table
 from fusionlab.weights import WeightsNotFoundError
@@ -175,7 +176,8 @@ def test_the_precision_effect_pairs_one_model_of_two_files_by_seed():
     one = stored("ch1", "FPN c2-c5", ["bf16", "bf16", "bf16", "fp32"], [0.63, 0.62, 0.64, 0.60])
     six = stored("ch6", "FPN", ["fp32", "fp32", "bf16", "fp32"], [0.61, 0.61, 0.64, 0.60])
     e = precision_effect(one, "FPN c2-c5", six, "FPN")
-    assert e["seeds"] == [0, 1] and e["precisions"] == ("fp32", "bf16")   # seeds 2, 3: one precision
+    assert e["seeds"] == [0, 1]                      # seeds 2 and 3 trained at one precision
+    assert e["precisions"] == ("fp32", "bf16")
     assert e["differences"] == pytest.approx([-0.02, -0.01])
     assert e["ci"] == pytest.approx(t_interval([-0.02, -0.01]))
     swapped = precision_effect(six, "FPN", one, "FPN c2-c5")           # fp32 minus bf16 still
@@ -186,13 +188,16 @@ def test_the_precision_effect_pairs_one_model_of_two_files_by_seed():
     copied = stored("ch6", "FPN", ["fp32", "bf16"], [0.61, 0.62], borrowed=(1,))
     assert precision_effect(one, "FPN c2-c5", copied, "FPN")["seeds"] == [0]   # a copy is no pair
     alike = stored("ch6", "FPN", ["bf16", "bf16"], [0.61, 0.62])
-    with pytest.raises(ValueError, match="two precisions"):
-        precision_effect(one, "FPN c2-c5", alike, "FPN")
+    assert precision_effect(one, "FPN c2-c5", alike, "FPN") is None          # no pair yet
     assert precision_text(one, "FPN c2-c5", alike, "FPN") == "not measured yet"
     assert precision_text(None, "FPN c2-c5", six, "FPN") == "not measured yet"
     other = {**six, "variants": {"FPN": {"model": "fpn", "options": {"width": 32}}}}
     with pytest.raises(ValueError, match="not one model"):
         precision_effect(one, "FPN c2-c5", other, "FPN")
+    with pytest.raises(ValueError, match="not one model"):                   # nor in the prose
+        precision_text(one, "FPN c2-c5", other, "FPN")
+    with pytest.raises(ValueError, match="'FPN c4-c5' is not a variant of 'ch1'"):
+        precision_effect(one, "FPN c4-c5", six, "FPN")
     fp16 = stored("ch6", "FPN", ["fp32", "fp16"], [0.61, 0.62])
     with pytest.raises(ValueError, match="different precisions"):
         precision_effect(one, "FPN c2-c5", fp16, "FPN")
@@ -300,7 +305,11 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert first["variants"] == variant_definitions(EXPERIMENTS["fusion-levels"])
     assert "seeds 0" in provenance_line(first)
     trained_at = PRECISION_NAMES[first["runs"][0]["speed"]["precision"]]
-    assert f"torch {first['provenance']['torch']}, {trained_at} throughout, " in provenance_line(first)
+    # the command trains at the file's precision whatever the machine's default
+    assert (f"--profile smoke --precision {first['runs'][0]['speed']['precision']} --seeds 0"
+            in first["provenance"]["command"])
+    torch_version = first["provenance"]["torch"]
+    assert f"torch {torch_version}, {trained_at} throughout, " in provenance_line(first)
     mixed = copy.deepcopy(first)
     mixed["runs"][0]["speed"]["precision"] = "fp16"
     assert f", 1 run in float16, 1 run in {trained_at}, commit" in provenance_line(mixed)
@@ -448,6 +457,19 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
     with pytest.raises(ValueError, match="in two files"):
         merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "a.json"],
                       tmp_path / "bad.json", defs)
+    # the own run of a (variant, seed) beats a copy borrowed from another experiment, whichever
+    # file comes first; two copies are as much a conflict as two own runs
+    copy_of_a = json.loads((tmp_path / "a.json").read_text())
+    copy_of_a["runs"][0].update(borrowed_from="other: c5", miou=0.99)
+    (tmp_path / "copy.json").write_text(json.dumps(copy_of_a))
+    for order in (["a.json", "copy.json"], ["copy.json", "a.json"]):
+        kept = merge_results("fusion-levels", [tmp_path / f for f in order],
+                             tmp_path / "kept.json", defs)
+        assert kept["runs"] == a["runs"], order
+        (tmp_path / "kept.json").unlink()
+    with pytest.raises(ValueError, match="in two files"):
+        merge_results("fusion-levels", [tmp_path / "copy.json", tmp_path / "copy.json"],
+                      tmp_path / "bad.json", defs)
     with pytest.raises(ValueError, match="exfuse"):
         merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json", defs)
     with pytest.raises(ResultsConflict, match="all.json"):
@@ -559,8 +581,13 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
     only = run_experiment("head-to-head", profile, [0, 1], tmp_path / "only.json",
                           variants=["FPN"], borrowed_only=True)
     assert [(r["seed"], "borrowed_from" in r) for r in only["runs"]] == [(0, True)]
-    assert runner.borrowed_runs(EXPERIMENTS["head-to-head"], with_defaults(
-        dataclasses.asdict(dataclasses.replace(profile, steps=3)))) == {}  # other configuration
+    h2h, trained_at = EXPERIMENTS["head-to-head"], run_precision(source["runs"][0])
+    config = with_defaults(dataclasses.asdict(profile))
+    assert set(runner.borrowed_runs(h2h, config, trained_at)) == {("FPN", 0)}
+    other = next(p for p in ("fp32", "bf16") if p != trained_at)
+    assert runner.borrowed_runs(h2h, config, other) == {}                  # another precision
+    assert runner.borrowed_runs(h2h, with_defaults(dataclasses.asdict(dataclasses.replace(
+        profile, steps=3))), trained_at) == {}                             # another configuration
     stored = json.loads((tmp_path / "fusion-levels-smoke.json").read_text())
     stored["variants"]["FPN c2-c5"]["options"]["levels"] = ["c4", "c5"]
     (tmp_path / "fusion-levels-smoke.json").write_text(json.dumps(stored))

@@ -49,5 +49,6 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "real_gains",
            "results_table", "variants_table", "get_experiment", "run_experiment", "Experiment",
            "PaperNumber", "class_gain_summary", "class_gains", "mean_interval", "paired_gain",
-           "precision_effect", "shared_seeds", "summarise", "t_interval", "thin_iou", "ResultsConflict",
+           "precision_effect", "shared_seeds", "summarise", "t_interval", "thin_iou",
+           "ResultsConflict",
            "load_results", "merge_results", "read_results", "results_path"]

@@ -75,9 +75,9 @@ def footing_profile(profile: Profile, steps: int) -> Profile:
 def footing_jobs(seeds=SEEDS, experiments=None) -> list[Job]:
     """Every run of the pretrained comparisons of ``experiments`` (default: all) for
     ``seeds``, the borrowed variants' too (``pending_jobs`` keeps those only where the
-    borrower must train its own), in the order they are worth running: the seeds below ``FIRST_SEEDS`` of each experiment's first comparison
-    (its headline), then of its other comparisons, then the remaining seeds; experiments in
-    chapter order within each block.
+    borrower must train its own), in the order they are worth running: the seeds below
+    ``FIRST_SEEDS`` of each experiment's first comparison (its headline), then of its other
+    comparisons, then the remaining seeds; experiments in chapter order within each block.
 
     Raises:
         ValueError: an unknown experiment.
@@ -102,7 +102,8 @@ def pending_jobs(jobs: list[Job], profile: Profile,
     """The ``jobs`` whose run is not in the stored results of ``profile``'s configuration.
 
     A job of a borrowed variant (``Experiment.borrowed``) is pending only when its own
-    experiment stores that seed's run at another autocast precision than ``precision``: the
+    experiment stores that seed's run at another autocast precision than ``precision`` (or
+    without recording one): the
     borrower then trains its own (``runner.borrowed_runs``), which replaces a copy of that
     run (``runner.stale_copy``). Otherwise its own experiment's job trains the run and the
     queue copies it (``refresh_borrowers``).

@@ -26,6 +26,7 @@ from fusionlab.experiments.stats import (CONFIDENCE, paired_gain, precision_effe
 from fusionlab.experiments.store import provenance_commits
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
+from fusionlab.speed import PRECISION_NAMES
 from fusionlab.notebook import markdown_table
 from fusionlab.train import TrainResult, seed_everything, train
 
@@ -247,9 +248,8 @@ MIXED_MARK = "†"
 """Marks a seed whose paired runs trained at different autocast precisions."""
 
 MIXED_NOTE = (f"{MIXED_MARK} The two runs of this seed trained at different autocast precisions "
-              "(bfloat16 on a CPU that computes it natively, float32 on one that does not; "
-              "each run stores its own under `speed`), so this difference holds the precision's "
-              "effect as well as the variant's.")
+              "(each run stores its own under `speed`), so this difference holds the "
+              "precision's effect as well as the variant's.")
 """The note under a ``gains_table`` with a ``MIXED_MARK``."""
 
 
@@ -420,8 +420,8 @@ def provenance_line(results: dict) -> str:
                         for c in provenance_commits(results))
     # runs copied from another experiment's results keep their commit and time there
     borrowed = [r["borrowed_from"].split(":")[0] for r in results["runs"] if "borrowed_from" in r]
-    precisions = Counter(PRECISION_NAMES[run_precision(r)] for r in results["runs"]
-                         if run_precision(r))
+    precisions = Counter(PRECISION_NAMES.get(run_precision(r), "an unrecorded precision")
+                         for r in results["runs"])  # None: stored before runs recorded it
     autocast = ("" if not precisions else f"{next(iter(precisions))} throughout, "
                 if len(precisions) == 1 else
                 ", ".join(f"{n} run{'s' * (n != 1)} in {name}"
@@ -446,17 +446,19 @@ def gain_text(results: dict | None, base: str, variant: str, metric: str = "miou
     return _gain_words(g["mean"], g["ci"])
 
 
-PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
 def precision_text(first: dict | None, first_variant: str, second: dict | None,
                    second_variant: str, metric: str = "miou") -> str:
     """``stats.precision_effect`` for the prose: ``"float32 minus bfloat16 on the same model
     and seeds (0, 1, 2): -1.2 points (95% interval -2.0 to -0.4)"``, or ``"not measured
-    yet"`` while no seed pairs two precisions."""
-    try:
-        e = precision_effect(first, first_variant, second, second_variant, metric)
-    except (TypeError, ValueError):  # no results, or no seed at two precisions (yet)
+    yet"`` while either file is missing or no seed pairs two precisions.
+
+    Raises:
+        ValueError: as ``stats.precision_effect`` (not one model, a variant missing from its
+            file, seeds pairing different couples of precisions).
+    """
+    e = (None if first is None or second is None else
+         precision_effect(first, first_variant, second, second_variant, metric))
+    if e is None:
         return "not measured yet"
     high, low = (PRECISION_NAMES[p] for p in e["precisions"])
     return (f"{high} minus {low} on the same model and seeds "

@@ -74,16 +74,16 @@ def run_checkpoint(folder: Path, name: str, profile: Profile, source: str, varia
 
 
 def borrowed_runs(experiment: Experiment, profile_config: dict,
-                  precision: str | None = None) -> dict[tuple[str, int], dict]:
+                  precision: str) -> dict[tuple[str, int], dict]:
     """The runs of ``experiment``'s borrowed variants (``Experiment.borrowed``) found in the
-    stored results of their own experiments made with this profile configuration:
+    stored results of their own experiments made with this profile configuration and trained
+    at autocast ``precision`` (``"fp32"``, ``"bf16"`` or ``"fp16"``; ``stats.run_precision``):
     (label, seed) -> the run under this experiment's label, with ``borrowed_from`` naming the
     experiment, its variant and the commit that ran it.
 
-    With ``precision`` (``"fp32"``, ``"bf16"`` or ``"fp16"``), only the runs that trained at
-    that autocast precision (``stats.run_precision``): the borrower pairs them by seed with
-    runs of its own at that precision, and a pair of two precisions would mix the precision's
-    effect into the gain. The borrower trains its own run of the other seeds.
+    The borrower pairs these runs by seed with runs of its own at ``precision``; a pair of two
+    precisions would mix the precision's effect into the gain, so the borrower trains its own
+    run of the other seeds (and of runs stored without their precision).
 
     Raises:
         ResultsConflict: a stored variant defined otherwise than the borrowing one.
@@ -100,15 +100,16 @@ def borrowed_runs(experiment: Experiment, profile_config: dict,
                                   f"borrows it as {mine[label]}")
         origin = f"{source}: {variant} ({stored['provenance']['commit']})"
         for run in stored["runs"]:
-            if run["variant"] == variant and precision in (None, run_precision(run)):
+            if run["variant"] == variant and run_precision(run) == precision:
                 found[label, run["seed"]] = {**run, "variant": label, "borrowed_from": origin}
     return found
 
 
 def stale_copy(run: dict, precision: str) -> bool:
     """Whether ``run`` is a borrowed run (``borrowed_from``) that trained at another autocast
-    precision than ``precision``: a copy that a borrower training at ``precision`` replaces
-    with a run of its own (its original stays in its own experiment's results)."""
+    precision than ``precision``, or at one it did not record: a copy that a borrower training
+    at ``precision`` replaces with a run of its own (its original stays in its own
+    experiment's results)."""
     return "borrowed_from" in run and run_precision(run) != precision
 
 

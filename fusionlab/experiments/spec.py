@@ -103,7 +103,8 @@ class Experiment:
             trains these variants unless told otherwise.
         borrowed: label -> (experiment name, variant label) of a variant that is another
             experiment's variant: ``run_experiment`` copies its runs from that experiment's
-            stored results of the same profile configuration instead of training them again.
+            stored results of the same profile configuration and autocast precision instead
+            of training them again (``runner.borrowed_runs``).
     """
 
     name: str

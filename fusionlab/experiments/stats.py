@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from fusionlab.speed import PRECISION_NAMES
+
 CONFIDENCE = 0.95
 """Level of the confidence intervals."""
 
@@ -132,22 +134,28 @@ def precision_effect(first: dict, first_variant: str, second: dict, second_varia
     other file is the same run and does not count).
 
     Returns:
-        ``summarise`` of the per-seed differences plus ``differences`` (in seed order),
-        ``seeds``, ``ci`` (95% Student-t interval of the mean) and ``precisions``: the pair
-        ``(high, low)`` the differences are taken as, ``high`` minus ``low`` (float32 before
-        bfloat16 before float16, e.g. ``("fp32", "bf16")``).
+        ``None`` while no seed pairs two precisions; else ``summarise`` of the per-seed
+        differences (fractions of the metric, as stored: 0.01 is one point) plus
+        ``differences`` (in seed order), ``seeds``, ``ci`` (95% Student-t interval of the
+        mean) and ``precisions``: the pair ``(high, low)`` the differences are taken as,
+        ``high`` minus ``low`` (in the order of ``speed.PRECISION_NAMES``, e.g.
+        ``("fp32", "bf16")``). Runs stored without their precision are left out.
 
     Raises:
-        ValueError: the two variants are different models, no seed pairs two precisions, or
-            the seeds pair different couples of precisions.
+        ValueError: a variant missing from its file, the two variants are different models,
+            or the seeds pair different couples of precisions.
     """
-    if first["variants"].get(first_variant) != second["variants"].get(second_variant):
+    for results, variant in ((first, first_variant), (second, second_variant)):
+        if variant not in results["variants"]:
+            raise ValueError(f"{variant!r} is not a variant of {results['experiment']!r}; it "
+                             f"has {list(results['variants'])}")
+    if first["variants"][first_variant] != second["variants"][second_variant]:
         raise ValueError(f"{first_variant!r} of {first['experiment']!r} and {second_variant!r} "
                          f"of {second['experiment']!r} are not one model")
     runs = [{r["seed"]: r for r in results["runs"] if r["variant"] == variant
              and "borrowed_from" not in r}
             for results, variant in ((first, first_variant), (second, second_variant))]
-    order = ("fp32", "bf16", "fp16")
+    order = list(PRECISION_NAMES)  # highest first
     seeds, couples, differences = [], set(), []
     for seed in sorted(set(runs[0]) & set(runs[1])):
         precisions = (run_precision(runs[0][seed]), run_precision(runs[1][seed]))
@@ -160,8 +168,7 @@ def precision_effect(first: dict, first_variant: str, second: dict, second_varia
         couples.add(precisions)
         differences.append(run_metric(*pair[0], metric) - run_metric(*pair[1], metric))
     if not seeds:
-        raise ValueError(f"no seed of {first_variant!r} and {second_variant!r} trained at two "
-                         "precisions")
+        return None
     if len(couples) > 1:
         raise ValueError(f"the seeds pair different precisions: {sorted(couples)}")
     return {**summarise(differences), "differences": differences, "seeds": seeds,

@@ -35,7 +35,7 @@ import torch
 
 import fusionlab
 from fusionlab.experiments.profiles import PROFILES, Profile
-from fusionlab.experiments.stats import summarise, thin_iou
+from fusionlab.experiments.stats import run_precision, summarise, thin_iou
 from fusionlab.io import atomic_write
 
 
@@ -245,8 +245,8 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
             "fusionlab": fusionlab.__version__, "commit": commit, "wall_seconds": wall,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": f"python -m fusionlab experiment run {name} --profile "
-                       f"{profile_config['name']} --seeds {' '.join(map(str, seeds))}"
-                       + _profile_arguments(profile_config),
+                       f"{profile_config['name']}{_precision_argument(runs)} --seeds "
+                       f"{' '.join(map(str, seeds))}" + _profile_arguments(profile_config),
         },
     }
 
@@ -259,6 +259,15 @@ def departures(profile_config: dict) -> tuple[int | None, str | None]:
     encoder, steps = profile_config.get("encoder", "resnet"), profile_config["steps"]
     return (None if named is not None and named.steps == steps else steps,
             None if named is not None and named.encoder == encoder else encoder)
+
+
+def _precision_argument(runs: list[dict]) -> str:
+    """`` --precision P`` where every run trained at one recorded autocast precision: the
+    command then trains what the file holds on any machine (``experiment run`` defaults to
+    ``auto``, which picks by machine)."""
+    precisions = {run_precision(r) for r in runs}
+    return f" --precision {precisions.pop()}" if len(precisions) == 1 and None not in precisions \
+        else ""
 
 
 def _profile_arguments(profile_config: dict) -> str:

@@ -4,7 +4,9 @@ that composes their ideas.
 FPN (the common baseline), ExFuse, GFF + DFP, DFN and DUpsampling are each the headline model of
 its chapter, in its paper's own configuration (output stride, auxiliary heads): the variants
 are those chapters' variants, and their runs are borrowed from those chapters' results when
-the same configuration and seed is stored there (``Experiment.borrowed``). The composed model
+the same configuration, seed and autocast precision is stored there (``Experiment.borrowed``);
+chapter 1's FPN c2-c5 seeds 0-2 trained in bfloat16, so chapter 6 trains its own float32 FPN
+for those seeds. The composed model
 adds DFN's Border Network and then a DUpsampling head to GFF + DFP.
 """
 
