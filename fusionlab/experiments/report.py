@@ -26,8 +26,8 @@ from fusionlab.experiments.stats import (CONFIDENCE, paired_gain, precision_effe
 from fusionlab.experiments.store import provenance_commits
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
-from fusionlab.speed import PRECISION_NAMES
 from fusionlab.notebook import markdown_table
+from fusionlab.speed import PRECISION_NAMES
 from fusionlab.train import TrainResult, seed_everything, train
 
 METRIC_TITLES = {"miou": "mIoU", "thin_iou": "thin-class IoU", "boundary_f": "boundary F",

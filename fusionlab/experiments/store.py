@@ -266,8 +266,9 @@ def _precision_argument(runs: list[dict]) -> str:
     command then trains what the file holds on any machine (``experiment run`` defaults to
     ``auto``, which picks by machine)."""
     precisions = {run_precision(r) for r in runs}
-    return f" --precision {precisions.pop()}" if len(precisions) == 1 and None not in precisions \
-        else ""
+    if len(precisions) != 1 or None in precisions:
+        return ""
+    return f" --precision {precisions.pop()}"
 
 
 def _profile_arguments(profile_config: dict) -> str:

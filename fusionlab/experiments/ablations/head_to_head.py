@@ -6,8 +6,8 @@ its chapter, in its paper's own configuration (output stride, auxiliary heads): 
 are those chapters' variants, and their runs are borrowed from those chapters' results when
 the same configuration, seed and autocast precision is stored there (``Experiment.borrowed``);
 chapter 1's FPN c2-c5 seeds 0-2 trained in bfloat16, so chapter 6 trains its own float32 FPN
-for those seeds. The composed model
-adds DFN's Border Network and then a DUpsampling head to GFF + DFP.
+for those seeds. The composed model adds DFN's Border Network and then a DUpsampling head to
+GFF + DFP.
 """
 
 from __future__ import annotations
