@@ -421,7 +421,9 @@ def test_costs_are_measured_at_the_reference_runs_size_in_every_profile_but_smok
     measured = costs_profile(gpu)
     assert measured.size == PROFILES["cpu"].size == (120, 160)
     assert measured.batch_size == PROFILES["cpu"].batch_size
-    assert measured.encoder == "mobilenet_v2-imagenet"  # the encoder of the profile it measures for
+    # the reference runs' architecture, without their weights, whatever the chapter trains
+    assert measured.encoder == "mobilenet_v2" and not measured.pretrained
+    assert costs_profile(PROFILES["cpu"]).encoder == "mobilenet_v2"  # a from-scratch fallback
     assert costs_profile(PROFILES["smoke"]) is PROFILES["smoke"]
     # a dry run of the gpu profile measures what the real gpu run measures, on a dry-run batch
     monkeypatch.setenv("FUSIONLAB_DRY_RUN", "1")
