@@ -196,8 +196,8 @@ def evaluate_outputs(model: SegmentationModel, dataset: Dataset, batch_size: int
     sizes: set[tuple[int, int]] = set()
     t0 = time.perf_counter()
     loader = DataLoader(Indexed(dataset), batch_size, shuffle=False)
-    for i, batch in enumerate(tqdm(loader, desc="evaluating", disable=not progress,
-                                   leave=False)):
+    hidden = {} if progress else {"disable": True}  # so that TQDM_DISABLE=1 hides it too
+    for i, batch in enumerate(tqdm(loader, desc="evaluating", leave=False, **hidden)):
         check_images(batch["image"], model, f"evaluation batch {i}", batch["dataset_index"])
         with speed.autocast():
             out = model(batch["image"].to(device, memory_format=speed.memory_format))

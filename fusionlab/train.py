@@ -71,7 +71,8 @@ class TrainConfig:
         checkpoint: file to save to and resume from (``None``: no checkpoints).
         checkpoint_every: steps between checkpoints (>= 1).
         log_every: steps averaged into one history entry (>= 1).
-        progress: show a tqdm progress bar (on the first process of a distributed run).
+        progress: show a tqdm progress bar (on the first process of a distributed run), unless
+            ``TQDM_DISABLE=1`` hides every bar.
         sync_bn: batch norm statistics over every process of a distributed run
             (``SyncBatchNorm``): ``"auto"`` (on CUDA with several processes: the papers'
             setting of a few images per GPU), ``True`` or ``False``. PyTorch synchronises
@@ -303,8 +304,9 @@ class TrainingLog:
         self.history: list[dict] = []
         self.window: list[float] = []
         self.window_start = time.perf_counter()
-        self.bar = tqdm(total=cfg.steps, desc="training",
-                        disable=not cfg.progress, dynamic_ncols=True)
+        # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1
+        self.bar = tqdm(total=cfg.steps, desc="training", dynamic_ncols=True,
+                        **({} if cfg.progress else {"disable": True}))
 
     def record(self, step: int, loss: float, lr: float) -> None:
         """Add the loss of ``step``; close the window every ``log_every`` steps and at the end."""

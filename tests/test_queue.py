@@ -140,6 +140,14 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
         ("bilinear, OS 16", 1)]
     assert not left.exists()
 
+    # stopped between a merge and its copy into chapter 6: the next queue copies first, even
+    # when it merges nothing
+    borrower = stored_path("head-to-head", profile)
+    borrower.unlink()
+    assert run_queue([failing], profile, tmp_path / "work", require_data=False,
+                     poll_seconds=0.2, say=lines.append) == {failing: 2}
+    assert [(r["variant"], r["seed"]) for r in read_results(borrower)["runs"]] == [("FPN", 0)]
+
 
 def test_a_borrower_trains_its_own_run_where_the_borrowed_one_has_another_precision(
         tmp_path, results, no_camvid):

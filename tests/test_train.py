@@ -1,5 +1,7 @@
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -41,6 +43,30 @@ def test_training_lowers_loss_and_reports_metrics(data):
     assert losses[-1] < losses[0]
     assert 0 <= result.metrics["miou"] <= 1 and len(result.metrics["iou"]) == 11
     assert result.history[-1]["lr"] < 1e-2 * 0.2  # poly schedule has decayed
+
+
+TRAIN_TWO_STEPS = """
+from fusionlab.datasets import SyntheticScenes
+from fusionlab.encoders import ResNetEncoder
+from fusionlab.models import FPN
+from fusionlab.train import TrainConfig, train
+model = FPN(11, ResNetEncoder(blocks=(1, 1, 1, 1), widths=(8, 8, 16, 16)), channels=8)
+data = SyntheticScenes(4, (32, 48), seed=0)
+train(model, data, data, TrainConfig(steps=2, batch_size=2, eval_batch_size=4, progress={}))
+"""
+
+
+@pytest.mark.parametrize("progress, tqdm_disable, shown", [
+    (True, None, True), (False, None, False), (True, "1", False)])
+def test_progress_bars_hide_when_asked_or_by_tqdm_disable(progress, tqdm_disable, shown):
+    # tqdm reads TQDM_DISABLE when it is imported: a process of its own for each case
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    if tqdm_disable:
+        env["TQDM_DISABLE"] = tqdm_disable
+    done = subprocess.run([sys.executable, "-c", TRAIN_TWO_STEPS.format(progress)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ("training" in done.stderr) is shown and ("evaluating" in done.stderr) is shown
 
 
 def test_repeatable_on_cpu(data):

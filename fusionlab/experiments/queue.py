@@ -202,6 +202,8 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     its checkpoint removed; the jobs with a checkpoint come next. The merges happen in this
     process, one at a time. Interrupted (an exception, Ctrl-C, ``SIGTERM`` to ``experiment
     queue``), it stops the runs in flight, which the next queue resumes from their checkpoints.
+    Before anything, it copies the stored runs of every experiment others borrow from into
+    the borrowers (``refresh_borrowers``), in case a queue stopped between a merge and its copy.
 
     Args:
         jobs: in the order to start them (e.g. ``pending_jobs(footing_jobs(), profile)``).
@@ -233,6 +235,8 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
            "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                        os.environ.get("PYTHONPATH")]))}
 
+    seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
+
     def trained(job: Job) -> bool:  # its run is in its results file, waiting to be merged
         part = work_dir / f"{job.slug}.json"
         return part.is_file() and _run_of(job, read_results(part)) is not None
@@ -240,11 +244,15 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     def saved(job: Job) -> list[Path]:  # its checkpoint, on CamVid or synthetic scenes
         return list(checkpoints.glob(f"*/{job.slug}.pt"))
 
+    # the copies a queue stopped between a merge and its copy did not make
+    lenders = {source for e in EXPERIMENTS.values() for source, _ in e.borrowed.values()}
+    for lender in sorted(lenders):
+        if stored_path(lender, profile).is_file():
+            refresh_borrowers(lender, profile, seeds, require_data, precision)
     # the runs trained already are merged first, the runs begun resume next, the rest start
     # in the order given
     todo = sorted(jobs, key=lambda job: (not trained(job), not saved(job)))
     running, status = {}, {}
-    seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
 
     def finish(job: Job, code: int, seconds: float | None) -> None:
