@@ -147,6 +147,10 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     assert run_queue([failing], profile, tmp_path / "work", require_data=False,
                      poll_seconds=0.2, say=lines.append) == {failing: 2}
     assert [(r["variant"], r["seed"]) for r in read_results(borrower)["runs"]] == [("FPN", 0)]
+    written = borrower.stat().st_mtime_ns
+    run_queue([failing], profile, tmp_path / "work", require_data=False, poll_seconds=0.2,
+              say=lines.append)
+    assert borrower.stat().st_mtime_ns == written        # nothing new to copy: left as it is
 
 
 def test_a_borrower_trains_its_own_run_where_the_borrowed_one_has_another_precision(

@@ -169,17 +169,22 @@ def merge_part(job: Job, part: Path, profile: Profile) -> bool:
     return True
 
 
-def refresh_borrowers(name: str, profile: Profile, seeds=SEEDS, require_data: bool = True,
+def refresh_borrowers(name: str | None, profile: Profile, seeds=SEEDS,
+                      require_data: bool = True,
                       precision: str = REFERENCE_PRECISION) -> list[str]:
     """Copy the stored runs of ``name`` trained at ``precision`` into the stored results of
     every experiment that borrows from it (``experiment run BORROWER --borrowed-only
-    --precision PRECISION``); the borrowers' names.
+    --precision PRECISION``); ``None``: into every experiment that borrows from one whose
+    results are stored, each once. Returns the borrowers' names.
 
     Raises:
         DataNotFoundError: no CamVid when ``require_data`` (the results name their data).
     """
+    def lends(source: str) -> bool:
+        return source == name if name is not None else stored_path(source, profile).is_file()
+
     borrowers = [e.name for e in EXPERIMENTS.values()
-                 if any(source == name for source, _ in e.borrowed.values())]
+                 if any(lends(source) for source, _ in e.borrowed.values())]
     for borrower in borrowers:
         run_experiment(borrower, profile, list(seeds), stored_path(borrower, profile),
                        require_data=require_data or None, borrowed_only=True,
@@ -245,10 +250,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         return list(checkpoints.glob(f"*/{job.slug}.pt"))
 
     # the copies a queue stopped between a merge and its copy did not make
-    lenders = {source for e in EXPERIMENTS.values() for source, _ in e.borrowed.values()}
-    for lender in sorted(lenders):
-        if stored_path(lender, profile).is_file():
-            refresh_borrowers(lender, profile, seeds, require_data, precision)
+    refresh_borrowers(None, profile, seeds, require_data, precision)
     # the runs trained already are merged first, the runs begun resume next, the rest start
     # in the order given
     todo = sorted(jobs, key=lambda job: (not trained(job), not saved(job)))

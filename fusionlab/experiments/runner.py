@@ -237,5 +237,6 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             wall += time.perf_counter() - t0 + result.seconds_before
             save()
             forget(path)
-    save()
+    if previous is None or runs != previous["runs"]:  # an unchanged file is left as it is
+        save()
     return read_results(out)
