@@ -168,7 +168,7 @@ def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monke
     assert default["profile_config"]["steps"] == 8 and longer["profile_config"]["steps"] == 3
     assert longer["profile"] == "smoke" and longer["runs"][0]["history"][-1]["step"] == 3
     assert not default["provenance"]["command"].endswith("--steps 8")
-    assert longer["provenance"]["command"].endswith("--seeds 0 --steps 3")
+    assert longer["provenance"]["command"].endswith("--seeds 0 --steps 3 --variants c5")
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--steps", "0"])
     assert exit_.value.code == 2 and "--steps must be positive, got 0" in capsys.readouterr().err
@@ -176,7 +176,8 @@ def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monke
     other = load_results("fusion-levels", "smoke", steps=3, encoder="mobilenet_v2")
     assert other["profile_config"]["encoder"] == "mobilenet_v2"
     assert other["summary"]["c5"]["params"] != longer["summary"]["c5"]["params"]
-    assert other["provenance"]["command"].endswith("--seeds 0 --encoder mobilenet_v2 --steps 3")
+    assert other["provenance"]["command"].endswith(
+        "--seeds 0 --encoder mobilenet_v2 --steps 3 --variants c5")
     assert (tmp_path / "fusion-levels-smoke-mobilenet_v2-3steps.json").is_file()
 
 

@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import json
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from conftest import real_weights
 
-from fusionlab.experiments import runner
+from fusionlab.experiments import runner, store
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
                                    ResultsConflict, Variant, check_live, class_gain_summary,
                                    class_gains, costs_profile, costs_table, gain_clause, gain_text,
@@ -31,7 +32,7 @@ from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.stats import run_precision
-from fusionlab.experiments.store import with_defaults
+from fusionlab.experiments.store import git_commit, with_defaults
 from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, PRECISION_NAMES, footing_table
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
@@ -283,7 +284,8 @@ def test_on_the_imagenet_encoder_the_runner_trains_the_pretrained_comparisons(tm
     results = run_experiment("fusion-levels", profile, [0], tmp_path / "fl.json")
     assert list(results["summary"]) == ["c5", "FPN c4-c5", "FPN c2-c5"]
     assert results["profile_config"]["encoder"] == "mobilenet_v2-imagenet"
-    assert results["provenance"]["command"].endswith("--encoder mobilenet_v2-imagenet")
+    assert results["provenance"]["command"].endswith(
+        "--encoder mobilenet_v2-imagenet --variants c5 'FPN c4-c5' 'FPN c2-c5'")
 
 
 def test_parse_options():
@@ -305,9 +307,17 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert first["variants"] == variant_definitions(EXPERIMENTS["fusion-levels"])
     assert "seeds 0" in provenance_line(first)
     trained_at = PRECISION_NAMES[first["runs"][0]["speed"]["precision"]]
-    # the command trains at the file's precision whatever the machine's default
-    assert (f"--profile smoke --precision {first['runs'][0]['speed']['precision']} --seeds 0"
-            in first["provenance"]["command"])
+    # the command trains at the file's precision whatever the machine's default, and only
+    # the variants the file holds, named in table order and quoted for the shell
+    assert first["provenance"]["command"] == (
+        "python -m fusionlab experiment run fusion-levels --profile smoke --precision "
+        f"{first['runs'][0]['speed']['precision']} --seeds 0 --variants c5 'FPN c4-c5'")
+    assert shlex.split(first["provenance"]["command"])[-3:] == ["--variants", "c5", "FPN c4-c5"]
+    for label, word in [("GCN, encoder's layout", '"GCN, encoder\'s layout"'),
+                        ("a'$b", "'a'\"'\"'$b'"),
+                        ("+DS (Smooth Network)", "'+DS (Smooth Network)'")]:
+        assert store._shell_word(label) == word and shlex.split(word) == [label]
+    assert first["runs"][0]["commit"] == first["provenance"]["commit"] == git_commit()
     torch_version = first["provenance"]["torch"]
     assert f"torch {torch_version}, {trained_at} throughout, " in provenance_line(first)
     mixed = copy.deepcopy(first)
@@ -317,6 +327,14 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     again = run_experiment("fusion-levels", profile, [0, 1], out, variants=["c5", "FPN c4-c5"])
     assert again["runs"][:2] == before  # finished runs are kept, not repeated
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
+    assert again["provenance"]["command"].endswith("--seeds 0 1 --variants c5 'FPN c4-c5'")
+    # runs made at an earlier commit keep it, in the file's provenance as in the run
+    older = json.loads(out.read_text())
+    older["provenance"]["commit"] = "1" * 40
+    out.write_text(json.dumps(older))
+    third = run_experiment("fusion-levels", profile, [0, 1, 2], out, variants=["c5"])
+    assert third["provenance"]["commit"] == f"{'1' * 40}, {git_commit()}"
+    assert [r["commit"] for r in third["runs"]] == [git_commit()] * 5
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
 
@@ -580,9 +598,17 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
             "results of fusion-levels, where their commits and times are;"
             in provenance_line(results))
     assert "of its own runs" not in provenance_line(source)
+    assert seed0["borrowed_from"] == f"fusion-levels: FPN c2-c5 ({source['runs'][0]['commit']})"
     only = run_experiment("head-to-head", profile, [0, 1], tmp_path / "only.json",
                           variants=["FPN"], borrowed_only=True)
     assert [(r["seed"], "borrowed_from" in r) for r in only["runs"]] == [(0, True)]
+    # a call that only copies keeps the commits of the runs the file already holds
+    made = json.loads(out.read_text())
+    made["provenance"]["commit"] = "1" * 40
+    out.write_text(json.dumps(made))
+    copied = run_experiment("head-to-head", profile, [0, 1], out, variants=["FPN"],
+                            borrowed_only=True)
+    assert copied["provenance"]["commit"] == "1" * 40
     h2h, trained_at = EXPERIMENTS["head-to-head"], run_precision(source["runs"][0])
     config = with_defaults(dataclasses.asdict(profile))
     assert set(runner.borrowed_runs(h2h, config, trained_at)) == {("FPN", 0)}

@@ -19,8 +19,9 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
-                                         git_commit, read_results, stored_config,
-                                         stored_path, stored_results, write_results)
+                                         git_commit, provenance_commits, read_results,
+                                         stored_config, stored_path, stored_results,
+                                         write_results)
 from fusionlab.speed import choose_speed_mode, resolve_device
 from fusionlab.train import seed_everything, train
 
@@ -98,9 +99,11 @@ def borrowed_runs(experiment: Experiment, profile_config: dict,
             raise ResultsConflict(f"{source!r} stores {variant!r} as "
                                   f"{stored['variants'].get(variant)}, but {experiment.name!r} "
                                   f"borrows it as {mine[label]}")
-        origin = f"{source}: {variant} ({stored['provenance']['commit']})"
         for run in stored["runs"]:
             if run["variant"] == variant and run_precision(run) == precision:
+                # a run that records its commit names it; an older one, its file's commits
+                origin = (f"{source}: {variant} "
+                          f"({run.get('commit', stored['provenance']['commit'])})")
                 found[label, run["seed"]] = {**run, "variant": label, "borrowed_from": origin}
     return found
 
@@ -125,7 +128,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     train at (``borrowed_runs``), else trained. The file is
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
     the same variant and seed already in the file are kept, not repeated, except a borrowed
-    copy of another precision (``stale_copy``), which the new run replaces. With ``checkpoints``,
+    copy of another precision (``stale_copy``), which the new run replaces. Each run trained
+    records the commit it ran at, and the file's provenance keeps every commit its runs were
+    made at (a call that only copies adds none). With ``checkpoints``,
     a run interrupted halfway resumes too, from its last checkpoint. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
     alone writes the file.
@@ -178,6 +183,9 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                               f"{data.source}; give another --out")
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
+    # every commit the file's runs were made at, oldest first: a file only copied into keeps
+    # its own, and a run trained here adds this one
+    made_at = provenance_commits(previous) if previous is not None else []
     cfg = train_config(profile, precision=precision)
     trains_at = choose_speed_mode(resolve_device(cfg.device), cfg.precision).precision
     borrowed = borrowed_runs(experiment, config, trains_at)
@@ -185,7 +193,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     def save():  # by the first process of a distributed run alone; the others wait for it
         if distributed.world().is_main:
             write_results(out, assemble(name, config, data.source, data.classes,
-                                        data.thin_classes, definitions, runs, wall, commit))
+                                        data.thin_classes, definitions, runs, wall,
+                                        ", ".join(made_at or [commit])))
         distributed.barrier()
 
     def checkpoint(label: str, seed: int) -> Path | None:
@@ -224,7 +233,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
             result = train(model, data.train, data.val, cfg)
             m = result.metrics
             put({
-                "variant": label, "seed": seed, "miou": m["miou"], "iou": m["iou"],
+                "variant": label, "seed": seed, "commit": commit,
+                "miou": m["miou"], "iou": m["iou"],
                 "boundary_f": m["boundary_f"], "pixel_accuracy": m["pixel_accuracy"],
                 "eval_size": list(m["eval_size"]), "train_seconds": result.train_seconds,
                 "threads": torch.get_num_threads(), "speed": result.speed,
@@ -235,6 +245,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                                                           m["boundary_f_per_class"]),
                 "history": _stored_history(result.history)}, stored)
             wall += time.perf_counter() - t0 + result.seconds_before
+            if commit not in made_at:
+                made_at.append(commit)
             save()
             forget(path)
     if previous is None or runs != previous["runs"]:  # an unchanged file is left as it is

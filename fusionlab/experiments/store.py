@@ -5,10 +5,12 @@ metrics, seconds, threads), the summary over seeds, and the provenance (profile,
 versions, commit, wall time, the command that makes it). Stored results are never deleted: a
 file made by another experiment or another profile configuration is refused, not overwritten.
 
-A run holds ``variant`` and ``seed``; ``miou``, ``iou`` (one value per class, in the order of
-the file's ``classes``; NaN for a class absent from the validation labels), ``boundary_f``,
-``pixel_accuracy`` and ``eval_size``; ``train_seconds``, ``threads``, ``speed``, ``params`` and
-``gflops``; ``final_loss`` (the mean training loss of the last logging window);
+A run holds ``variant``, ``seed`` and ``commit`` (the code it ran at; runs stored before it was
+recorded lack it, and their file's provenance lists the commits); ``miou``, ``iou`` (one value
+per class, in the order of the file's ``classes``; NaN for a class absent from the validation
+labels), ``boundary_f``, ``pixel_accuracy`` and ``eval_size``; ``train_seconds``, ``threads``,
+``speed``, ``params`` and ``gflops``; ``final_loss`` (the mean training loss of the last
+logging window);
 ``boundary_f_per_class`` (class name -> boundary F-score, null for a class absent from the
 validation labels); and ``history`` (the training loss: ``{"step", "loss", "lr"}`` per logging
 window, floats to 6 significant digits); a run copied from another experiment's results
@@ -27,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -244,11 +247,26 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
             "torch": torch.__version__, "python": platform.python_version(),
             "fusionlab": fusionlab.__version__, "commit": commit, "wall_seconds": wall,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python -m fusionlab experiment run {name} --profile "
-                       f"{profile_config['name']}{_precision_argument(runs)} --seeds "
-                       f"{' '.join(map(str, seeds))}" + _profile_arguments(profile_config),
+            "command": reproduce_command(name, profile_config, variants, runs),
         },
     }
+
+
+def reproduce_command(name: str, profile_config: dict, variants: dict,
+                      runs: list[dict]) -> str:
+    """The ``experiment run`` command that makes a results file's runs: its profile, the
+    precision they trained at (``_precision_argument``), its seeds, the ``--encoder`` and
+    ``--steps`` where the configuration departs from the named profile, and ``--variants`` (in
+    table order, each one shell word: ``_shell_word``) where the runs cover only some of the
+    ``variants``: without it the command would train every variant of the experiment, or, on
+    a pretrained encoder, its pretrained comparisons. A variant run at fewer seeds than others
+    is trained at every seed the command names."""
+    seeds = sorted({r["seed"] for r in runs})
+    ran = [v for v in variants if any(r["variant"] == v for r in runs)]
+    chosen = "" if ran == list(variants) else " --variants " + " ".join(map(_shell_word, ran))
+    return (f"python -m fusionlab experiment run {name} --profile {profile_config['name']}"
+            f"{_precision_argument(runs)} --seeds {' '.join(map(str, seeds))}"
+            f"{_profile_arguments(profile_config)}{chosen}")
 
 
 def departures(profile_config: dict) -> tuple[int | None, str | None]:
@@ -259,6 +277,15 @@ def departures(profile_config: dict) -> tuple[int | None, str | None]:
     encoder, steps = profile_config.get("encoder", "resnet"), profile_config["steps"]
     return (None if named is not None and named.steps == steps else steps,
             None if named is not None and named.encoder == encoder else encoder)
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one word of a POSIX shell command: in double quotes where it holds an
+    apostrophe and nothing a shell expands inside them (``GCN, encoder's layout`` reads as
+    typed), else as ``shlex.quote`` writes it."""
+    if "'" in text and not set(text) & set('"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _precision_argument(runs: list[dict]) -> str:
