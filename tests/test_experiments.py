@@ -20,8 +20,8 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    class_gains, costs_profile, costs_table, gain_clause, gain_text,
                                    gain_verdict, gains_table, get_profile, load_data,
                                    mean_interval, merge_results, paired_gain, parse_options,
-                                   precision_effect, precision_text, provenance_line,
-                                   read_results, real_gains, results_table,
+                                   precision_effect, precision_speed_text, precision_text,
+                                   provenance_line, read_results, real_gains, results_table,
                                    run_experiment, shared_seeds, summarise, t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
@@ -706,6 +706,20 @@ def test_costs_table_in_the_books_units():
     lines = costs_table(costs).splitlines()
     assert lines[0].startswith("| model | params (M) | GFLOPs | fp32 (ms) | bf16 (ms) |")
     assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 412 |"
+
+
+def test_the_bfloat16_sentence_reads_a_difference_under_the_tolerance_as_a_tie():
+    costs = {"A": {"fp32_ms": 10.0, "bf16_ms": 8.0}, "B": {"fp32_ms": 34.2, "bf16_ms": 34.0},
+             "C": {"fp32_ms": 11.7, "bf16_ms": 13.1}, "D": {"fp32_ms": 18.6, "bf16_ms": 23.9}}
+    assert precision_speed_text(costs) == (
+        "On this CPU bfloat16 is at least 5% faster than float32 for A; within 5% of it for B; "
+        "more than 5% slower than it for C and D.")
+    assert precision_speed_text({k: costs[k] for k in "CD"}) == (
+        "On this CPU bfloat16 is more than 5% slower than float32 for every model.")
+    assert precision_speed_text({"B": costs["B"]}, tolerance=0.001) == (
+        "On this CPU bfloat16 is at least 0.1% faster than float32 for every model.")
+    with pytest.raises(ValueError, match="tolerance"):
+        precision_speed_text(costs, tolerance=1.0)
 
 
 def test_a_variants_options_read_as_a_table_cell():

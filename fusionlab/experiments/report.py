@@ -213,6 +213,42 @@ def costs_table(costs: dict[str, dict]) -> str:
          for label, c in costs.items()])
 
 
+def precision_speed_text(costs: dict[str, dict], tolerance: float = 0.05) -> str:
+    """One sentence on whether bfloat16 autocast is faster than float32 per model, from
+    ``model_costs``: ``"On this CPU bfloat16 is at least 5% faster than float32 for A; within
+    5% of it for B; more than 5% slower than it for C and D."``
+
+    A model whose latencies differ by less than ``tolerance`` (a fraction of the float32
+    time) reads as a tie: medians of a few repeats on a shared machine move by a few percent
+    between builds, so a smaller difference would make the sentence flip from build to build.
+
+    Raises:
+        ValueError: no models, or a tolerance outside [0, 1).
+    """
+    if not costs or not 0 <= tolerance < 1:
+        raise ValueError(f"need models and a tolerance in [0, 1), got {len(costs)} model(s) and "
+                         f"{tolerance}")
+    groups = {"faster": [], "tie": [], "slower": []}
+    for label, c in costs.items():
+        ratio = c["bf16_ms"] / c["fp32_ms"]
+        groups["faster" if ratio < 1 - tolerance else
+               "slower" if ratio > 1 + tolerance else "tie"].append(label)
+    margin = f"{100 * tolerance:g}%"
+    phrases = {"faster": f"at least {margin} faster than", "tie": f"within {margin} of",
+               "slower": f"more than {margin} slower than"}
+    parts = []
+    for key, names in groups.items():
+        if names:
+            whom = "every model" if len(names) == len(costs) else _and_list(names)
+            parts.append(f"{phrases[key]} {'it' if parts else 'float32'} for {whom}")
+    return f"On this CPU bfloat16 is {'; '.join(parts)}."
+
+
+def _and_list(items: list[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _pct(x: float, sign: bool = False) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
