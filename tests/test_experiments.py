@@ -14,15 +14,16 @@ import torch
 
 from conftest import real_weights
 
-from fusionlab.experiments import runner, store
+from fusionlab.experiments import cli, runner, store
 from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumber,
                                    ResultsConflict, Variant, check_live, class_gain_summary,
                                    class_gains, costs_profile, costs_table, gain_clause, gain_text,
                                    gain_verdict, gains_table, get_profile, load_data,
                                    mean_interval, merge_results, paired_gain, parse_options,
-                                   precision_effect, precision_speed_text, precision_text,
-                                   provenance_line, read_results, real_gains, results_table,
-                                   run_experiment, shared_seeds, summarise, t_interval)
+                                   precision_effect, precision_speed, precision_speed_text,
+                                   precision_text, provenance_line, read_results, real_gains,
+                                   results_table, run_experiment, shared_seeds, summarise,
+                                   t_interval)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
@@ -32,7 +33,8 @@ from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.stats import run_precision
-from fusionlab.experiments.store import git_commit, with_defaults
+from fusionlab.experiments.store import (git_commit, reproduce_command, runs_commits,
+                                         stored_config, with_defaults)
 from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, PRECISION_NAMES, footing_table
 from fusionlab.weights import WeightsNotFoundError
 from fusionlab.train import train
@@ -328,13 +330,16 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert again["runs"][:2] == before  # finished runs are kept, not repeated
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
     assert again["provenance"]["command"].endswith("--seeds 0 1 --variants c5 'FPN c4-c5'")
-    # runs made at an earlier commit keep it, in the file's provenance as in the run
+    # runs made at an earlier commit keep it, in the run as in the file's provenance; a run
+    # stored before runs recorded their commit is covered by the file's older list
     older = json.loads(out.read_text())
-    older["provenance"]["commit"] = "1" * 40
+    older["runs"][0]["commit"] = "1" * 40
+    del older["runs"][1]["commit"]
+    older["provenance"]["commit"] = f"{'2' * 40}, {'1' * 40}"
     out.write_text(json.dumps(older))
     third = run_experiment("fusion-levels", profile, [0, 1, 2], out, variants=["c5"])
-    assert third["provenance"]["commit"] == f"{'1' * 40}, {git_commit()}"
-    assert [r["commit"] for r in third["runs"]] == [git_commit()] * 5
+    assert third["provenance"]["commit"] == f"{'2' * 40}, {'1' * 40}, {git_commit()}"
+    assert [r.get("commit") for r in third["runs"]] == ["1" * 40, None, *[git_commit()] * 3]
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
 
@@ -465,7 +470,7 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
     # a merged file lists each commit once, also after it is merged again with a part made at
     # a commit it already lists
     older = json.loads((tmp_path / "a.json").read_text())
-    older["provenance"]["commit"] = "1" * 40
+    older["provenance"]["commit"] = older["runs"][0]["commit"] = "1" * 40
     (tmp_path / "older.json").write_text(json.dumps(older))
     merge_results("fusion-levels", [tmp_path / "older.json", tmp_path / "b.json"],
                   tmp_path / "two.json", defs)
@@ -598,19 +603,36 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
             "results of fusion-levels, where their commits and times are;"
             in provenance_line(results))
     assert "of its own runs" not in provenance_line(source)
-    assert seed0["borrowed_from"] == f"fusion-levels: FPN c2-c5 ({source['runs'][0]['commit']})"
+    assert seed0["borrowed_from"] == f"fusion-levels: FPN c2-c5 ({git_commit()})"
+    assert results["provenance"]["commit"] == git_commit()  # its own run's, seed 1
     only = run_experiment("head-to-head", profile, [0, 1], tmp_path / "only.json",
                           variants=["FPN"], borrowed_only=True)
     assert [(r["seed"], "borrowed_from" in r) for r in only["runs"]] == [(0, True)]
-    # a call that only copies keeps the commits of the runs the file already holds
+    assert only["provenance"]["commit"] == git_commit()  # copies alone: the code that copied
+    # a copy names its run's own commit; a run that records none, its file's commits
+    lender = tmp_path / "fusion-levels-smoke.json"
+    stored = json.loads(lender.read_text())
+    stored["provenance"]["commit"] = f"{'1' * 40}, {'2' * 40}"
+    stored["runs"][0]["commit"] = "3" * 40
+    lender.write_text(json.dumps(stored))
+    # a call that copies (seed 0 again) keeps the commits of the file's own runs (seed 1)
     made = json.loads(out.read_text())
-    made["provenance"]["commit"] = "1" * 40
+    made["runs"] = [r for r in made["runs"] if r["seed"] == 1]
+    made["runs"][0]["commit"] = "4" * 40
+    made["provenance"]["commit"] = "4" * 40
     out.write_text(json.dumps(made))
     copied = run_experiment("head-to-head", profile, [0, 1], out, variants=["FPN"],
                             borrowed_only=True)
-    assert copied["provenance"]["commit"] == "1" * 40
-    h2h, trained_at = EXPERIMENTS["head-to-head"], run_precision(source["runs"][0])
+    assert [(r["seed"], r.get("borrowed_from")) for r in copied["runs"]] == [
+        (1, None), (0, f"fusion-levels: FPN c2-c5 ({'3' * 40})")]
+    assert copied["provenance"]["commit"] == "4" * 40
+    del stored["runs"][0]["commit"]
+    lender.write_text(json.dumps(stored))
+    h2h = EXPERIMENTS["head-to-head"]
     config = with_defaults(dataclasses.asdict(profile))
+    assert runner.borrowed_runs(h2h, config, run_precision(source["runs"][0]))[
+        "FPN", 0]["borrowed_from"] == f"fusion-levels: FPN c2-c5 ({'1' * 40}, {'2' * 40})"
+    trained_at = run_precision(source["runs"][0])
     assert set(runner.borrowed_runs(h2h, config, trained_at)) == {("FPN", 0)}
     other = next(p for p in ("fp32", "bf16") if p != trained_at)
     assert runner.borrowed_runs(h2h, config, other) == {}                  # another precision
@@ -708,18 +730,82 @@ def test_costs_table_in_the_books_units():
     assert lines[2] == "| a | 2.50 | 0.41 | 11.8 | 17.6 | 297 | 412 |"
 
 
-def test_the_bfloat16_sentence_reads_a_difference_under_the_tolerance_as_a_tie():
+def test_the_bfloat16_sentence_reads_a_gap_within_the_tolerance_as_a_tie():
     costs = {"A": {"fp32_ms": 10.0, "bf16_ms": 8.0}, "B": {"fp32_ms": 34.2, "bf16_ms": 34.0},
-             "C": {"fp32_ms": 11.7, "bf16_ms": 13.1}, "D": {"fp32_ms": 18.6, "bf16_ms": 23.9}}
-    assert precision_speed_text(costs) == (
-        "On this CPU bfloat16 is at least 5% faster than float32 for A; within 5% of it for B; "
-        "more than 5% slower than it for C and D.")
-    assert precision_speed_text({k: costs[k] for k in "CD"}) == (
-        "On this CPU bfloat16 is more than 5% slower than float32 for every model.")
-    assert precision_speed_text({"B": costs["B"]}, tolerance=0.001) == (
-        "On this CPU bfloat16 is at least 0.1% faster than float32 for every model.")
-    with pytest.raises(ValueError, match="tolerance"):
-        precision_speed_text(costs, tolerance=1.0)
+             "C": {"fp32_ms": 11.7, "bf16_ms": 13.1}, "D": {"fp32_ms": 18.6, "bf16_ms": 23.9},
+             "E": {"fp32_ms": 20.0, "bf16_ms": 19.0}}  # exactly 5% below: a tie
+    speed = precision_speed(costs)
+    assert speed == {"faster": ["A"], "tie": ["B", "E"], "slower": ["C", "D"]}
+    assert precision_speed_text(speed) == (
+        "On this CPU bfloat16's latency is more than 5% below float32's for A; within 5% of it "
+        "for B and E; more than 5% above it for C and D.")
+    assert precision_speed_text(precision_speed({k: costs[k] for k in "CD"})) == (
+        "On this CPU bfloat16's latency is more than 5% above float32's for every model.")
+    assert precision_speed_text(precision_speed({"B": costs["B"]}, 0.001), 0.001) == (
+        "On this CPU bfloat16's latency is more than 0.1% below float32's for every model.")
+    for tolerance in (0.0, 1.0):
+        with pytest.raises(ValueError, match="tolerance"):
+            precision_speed(costs, tolerance)
+    with pytest.raises(ValueError, match="positive milliseconds"):
+        precision_speed({"A": {"fp32_ms": 10.0, "bf16_ms": float("nan")}})
+
+
+def test_a_stored_command_trains_exactly_the_runs_its_file_holds():
+    """Per group of variants run at the same seeds, one call naming them; ``--variants`` left
+    out only for every variant on an encoder trained from scratch (its default)."""
+    variants = {label: {} for label in ("a", "b c", "d")}
+    cpu = stored_config(PROFILES["cpu"])
+    def runs(*pairs):
+        return [{"variant": v, "seed": s, "speed": {"precision": "fp32"}} for v, s in pairs]
+    base = "python -m fusionlab experiment run x --profile cpu --precision fp32"
+    assert reproduce_command("x", cpu, variants, runs(("a", 0), ("b c", 0), ("d", 0))) == (
+        f"{base} --seeds 0")
+    assert reproduce_command("x", cpu, variants, runs(
+        ("a", 0), ("a", 1), ("b c", 0), ("d", 1), ("d", 0), ("a", 2))) == (
+        f"{base} --seeds 0 1 2 --variants a && {base} --seeds 0 --variants 'b c' && "
+        f"{base} --seeds 0 1 --variants d")
+    imagenet = stored_config(with_encoder(dataclasses.replace(PROFILES["cpu"], steps=3000),
+                                          "mobilenet_v2-imagenet"))
+    assert reproduce_command("x", imagenet, variants, runs(("a", 0), ("b c", 0), ("d", 0))) == (
+        f"{base} --seeds 0 --encoder mobilenet_v2-imagenet --steps 3000 --variants a 'b c' d")
+    assert reproduce_command("x", cpu, variants, []) == (
+        "python -m fusionlab experiment run x --profile cpu")
+
+
+def test_a_files_commits_are_those_of_its_own_runs():
+    own, older, copy = {"commit": "d"}, {}, {"commit": "x", "borrowed_from": "e: v (x)"}
+    assert runs_commits([copy], [], "c") == "c"                  # copies alone: who copied
+    assert runs_commits([copy, own], ["c"], "e") == "d"          # not a list nothing ran at
+    assert runs_commits([older, own, own], ["a", "b"], "e") == "a, b, d"
+    assert runs_commits([older, {"commit": "a"}], ["a", "b"], "e") == "a, b"
+
+
+def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
+    """Typed as printed, each stored results file's command asks ``experiment run`` for its
+    (variant, seed) pairs exactly, at its configuration and precision."""
+    calls = []
+    def record(name, profile, seeds, out, variants, **options):
+        calls.append((name, profile, seeds, variants, options["precision"]))
+        return {"summary": {}}
+    monkeypatch.setattr(cli, "run_experiment", record)
+    files = sorted((Path(__file__).resolve().parents[1] / "fusionlab" / "results").glob("*.json"))
+    for path in files:
+        results, calls[:] = read_results(path), []
+        for command in results["provenance"]["command"].split(" && "):
+            words = shlex.split(command)
+            assert words[:5] == ["python", "-m", "fusionlab", "experiment", "run"], path.name
+            cli.main(words[4:])
+        asked = set()
+        for name, profile, seeds, chosen, precision in calls:
+            experiment = EXPERIMENTS[name]
+            chosen = chosen or (experiment.pretrained_variants if profile.pretrained else
+                                list(experiment.variants))
+            asked |= {(v, s) for v in chosen for s in seeds}
+            assert name == results["experiment"] and precision in (
+                {run_precision(r) for r in results["runs"]} | {"auto"}), path.name
+            assert with_defaults(stored_config(profile)) == with_defaults(
+                results["profile_config"]), path.name
+        assert asked == {(r["variant"], r["seed"]) for r in results["runs"]}, path.name
 
 
 def test_a_variants_options_read_as_a_table_cell():

@@ -27,8 +27,9 @@ from fusionlab.experiments.report import (auxiliary_losses_text, check_live, cos
                                           curve_mean_text, curves_table, doubling_text,
                                           footing_reading, footing_table, footings_overview,
                                           gain_clause, gain_text, gain_verdict, gains_table,
-                                          live_run, live_summary, model_costs,
-                                          precision_speed_text, precision_text, provenance_line, real_gains, results_table,
+                                          live_run, live_summary, model_costs, precision_speed,
+                                          precision_speed_text, precision_text,
+                                          provenance_line, real_gains, results_table,
                                           schedule_sentence, variants_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
@@ -39,16 +40,15 @@ from fusionlab.experiments.store import (ResultsConflict, load_results, merge_re
                                          read_results, results_path)
 
 __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "parse_options",
-           "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder",
-           "costs_profile", "get_profile", "imagenet_or_scratch", "with_encoder", "train_config",
-           "IMAGENET", "SCHEDULES", "load_footings", "curve_summary", "learning_curve",
-           "reference_schedule", "auxiliary_losses_text", "check_live", "costs_table",
-           "curve_mean_text", "curves_table", "doubling_text", "schedule_sentence",
-           "footing_reading", "footing_table", "footings_overview", "gain_clause", "gain_text",
-           "gain_verdict", "gains_table", "live_run", "live_summary", "model_costs",
-           "precision_speed_text", "precision_text", "provenance_line", "real_gains",
-           "results_table", "variants_table", "get_experiment", "run_experiment", "Experiment",
-           "PaperNumber", "class_gain_summary", "class_gains", "mean_interval", "paired_gain",
-           "precision_effect", "shared_seeds", "summarise", "t_interval", "thin_iou",
-           "ResultsConflict",
-           "load_results", "merge_results", "read_results", "results_path"]
+           "Data", "load_data", "ENCODERS", "PROFILES", "Profile", "build_encoder", "costs_profile",
+           "get_profile", "imagenet_or_scratch", "with_encoder", "train_config", "IMAGENET",
+           "SCHEDULES", "load_footings", "curve_summary", "learning_curve", "reference_schedule",
+           "auxiliary_losses_text", "check_live", "costs_table", "curve_mean_text", "curves_table",
+           "doubling_text", "schedule_sentence", "footing_reading", "footing_table",
+           "footings_overview", "gain_clause", "gain_text", "gain_verdict", "gains_table",
+           "live_run", "live_summary", "model_costs", "precision_speed", "precision_speed_text",
+           "precision_text", "provenance_line", "real_gains", "results_table", "variants_table",
+           "get_experiment", "run_experiment", "Experiment", "PaperNumber", "class_gain_summary",
+           "class_gains", "mean_interval", "paired_gain", "precision_effect", "shared_seeds",
+           "summarise", "t_interval", "thin_iou", "ResultsConflict", "load_results",
+           "merge_results", "read_results", "results_path"]

@@ -104,8 +104,8 @@ def pending_jobs(jobs: list[Job], profile: Profile,
     A job of a borrowed variant (``Experiment.borrowed``) is pending only when its own
     experiment stores that seed's run at another autocast precision than ``precision`` (or
     without recording one): the borrower then trains its own (``runner.borrowed_runs``),
-    which replaces a copy of that run (``runner.stale_copy``). Otherwise its own experiment's job trains the run and the
-    queue copies it (``refresh_borrowers``).
+    which replaces a copy of that run (``runner.stale_copy``). Otherwise its own experiment's
+    job trains the run and the queue copies it (``refresh_borrowers``).
 
     Raises:
         ValueError: a corrupt results file.

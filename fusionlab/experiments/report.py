@@ -213,35 +213,47 @@ def costs_table(costs: dict[str, dict]) -> str:
          for label, c in costs.items()])
 
 
-def precision_speed_text(costs: dict[str, dict], tolerance: float = 0.05) -> str:
-    """One sentence on whether bfloat16 autocast is faster than float32 per model, from
-    ``model_costs``: ``"On this CPU bfloat16 is at least 5% faster than float32 for A; within
-    5% of it for B; more than 5% slower than it for C and D."``
+def precision_speed(costs: dict[str, dict], tolerance: float = 0.05) -> dict[str, list[str]]:
+    """The models of ``model_costs`` by how bfloat16 autocast's latency compares with float32's:
+    ``{"faster": [...], "tie": [...], "slower": [...]}``, labels in ``costs`` order.
 
-    A model whose latencies differ by less than ``tolerance`` (a fraction of the float32
-    time) reads as a tie: medians of a few repeats on a shared machine move by a few percent
-    between builds, so a smaller difference would make the sentence flip from build to build.
+    A model whose latencies differ by ``tolerance`` (a fraction of the float32 time) or less
+    is a tie: medians of a few repeats on a shared machine move by a few percent between
+    builds, so a smaller difference would flip from build to build.
 
     Raises:
-        ValueError: no models, or a tolerance outside [0, 1).
+        ValueError: no models, a tolerance outside (0, 1), or a latency that is not a
+            positive number.
     """
-    if not costs or not 0 <= tolerance < 1:
-        raise ValueError(f"need models and a tolerance in [0, 1), got {len(costs)} model(s) and "
-                         f"{tolerance}")
+    if not costs or not 0 < tolerance < 1:
+        raise ValueError(f"need models and a tolerance in (0, 1), got {len(costs)} model(s) "
+                         f"and {tolerance}")
     groups = {"faster": [], "tie": [], "slower": []}
     for label, c in costs.items():
+        if not all(math.isfinite(c[k]) and c[k] > 0 for k in ("bf16_ms", "fp32_ms")):
+            raise ValueError(f"{label}: latencies must be positive milliseconds, got "
+                             f"bf16 {c['bf16_ms']} and fp32 {c['fp32_ms']}")
         ratio = c["bf16_ms"] / c["fp32_ms"]
         groups["faster" if ratio < 1 - tolerance else
                "slower" if ratio > 1 + tolerance else "tie"].append(label)
+    return groups
+
+
+def precision_speed_text(groups: dict[str, list[str]], tolerance: float = 0.05) -> str:
+    """One sentence for ``precision_speed``'s groups (made with the same ``tolerance``):
+    ``"On this CPU bfloat16's latency is more than 5% below float32's for A; within 5% of it
+    for B; more than 5% above it for C and D."``"""
     margin = f"{100 * tolerance:g}%"
-    phrases = {"faster": f"at least {margin} faster than", "tie": f"within {margin} of",
-               "slower": f"more than {margin} slower than"}
+    phrases = {"faster": f"more than {margin} below", "tie": f"within {margin} of",
+               "slower": f"more than {margin} above"}
+    total = sum(map(len, groups.values()))
     parts = []
     for key, names in groups.items():
         if names:
-            whom = "every model" if len(names) == len(costs) else _and_list(names)
-            parts.append(f"{phrases[key]} {'it' if parts else 'float32'} for {whom}")
-    return f"On this CPU bfloat16 is {'; '.join(parts)}."
+            whom = "every model" if len(names) == total else _and_list(names)
+            than = "it" if parts else "float32's"
+            parts.append(f"{phrases[key]} {than} for {whom}")
+    return f"On this CPU bfloat16's latency is {'; '.join(parts)}."
 
 
 def _and_list(items: list[str]) -> str:

@@ -20,8 +20,8 @@ from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
                                          git_commit, provenance_commits, read_results,
-                                         stored_config, stored_path, stored_results,
-                                         write_results)
+                                         runs_commits, stored_config, stored_path,
+                                         stored_results, write_results)
 from fusionlab.speed import choose_speed_mode, resolve_device
 from fusionlab.train import seed_everything, train
 
@@ -80,7 +80,8 @@ def borrowed_runs(experiment: Experiment, profile_config: dict,
     stored results of their own experiments made with this profile configuration and trained
     at autocast ``precision`` (``"fp32"``, ``"bf16"`` or ``"fp16"``; ``stats.run_precision``):
     (label, seed) -> the run under this experiment's label, with ``borrowed_from`` naming the
-    experiment, its variant and the commit that ran it.
+    experiment, its variant and the run's commit (for a run that does not record it, its
+    file's commits).
 
     The borrower pairs these runs by seed with runs of its own at ``precision``; a pair of two
     precisions would mix the precision's effect into the gain, so the borrower trains its own
@@ -129,8 +130,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
     the same variant and seed already in the file are kept, not repeated, except a borrowed
     copy of another precision (``stale_copy``), which the new run replaces. Each run trained
-    records the commit it ran at, and the file's provenance keeps every commit its runs were
-    made at (a call that only copies adds none). With ``checkpoints``,
+    records its commit, and the file's provenance lists the commits of its own runs
+    (``store.runs_commits``). With ``checkpoints``,
     a run interrupted halfway resumes too, from its last checkpoint. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
     alone writes the file.
@@ -183,9 +184,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                               f"{data.source}; give another --out")
     context = BuildContext(len(data.classes), profile, data.train)
     commit = git_commit()  # the code that runs is the code at the start
-    # every commit the file's runs were made at, oldest first: a file only copied into keeps
-    # its own, and a run trained here adds this one
-    made_at = provenance_commits(previous) if previous is not None else []
+    listed = provenance_commits(previous) if previous is not None else []
     cfg = train_config(profile, precision=precision)
     trains_at = choose_speed_mode(resolve_device(cfg.device), cfg.precision).precision
     borrowed = borrowed_runs(experiment, config, trains_at)
@@ -194,7 +193,7 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
         if distributed.world().is_main:
             write_results(out, assemble(name, config, data.source, data.classes,
                                         data.thin_classes, definitions, runs, wall,
-                                        ", ".join(made_at or [commit])))
+                                        runs_commits(runs, listed, commit)))
         distributed.barrier()
 
     def checkpoint(label: str, seed: int) -> Path | None:
@@ -245,8 +244,6 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                                                           m["boundary_f_per_class"]),
                 "history": _stored_history(result.history)}, stored)
             wall += time.perf_counter() - t0 + result.seconds_before
-            if commit not in made_at:
-                made_at.append(commit)
             save()
             forget(path)
     if previous is None or runs != previous["runs"]:  # an unchanged file is left as it is

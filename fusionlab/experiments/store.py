@@ -2,22 +2,22 @@
 
 A results file holds one experiment in one profile configuration: every run (variant, seed,
 metrics, seconds, threads), the summary over seeds, and the provenance (profile, seeds, device,
-versions, commit, wall time, the command that makes it). Stored results are never deleted: a
+versions, commits, wall time, the command that makes it). Stored results are never deleted: a
 file made by another experiment or another profile configuration is refused, not overwritten.
 
-A run holds ``variant``, ``seed`` and ``commit`` (the code it ran at; runs stored before it was
-recorded lack it, and their file's provenance lists the commits); ``miou``, ``iou`` (one value
-per class, in the order of the file's ``classes``; NaN for a class absent from the validation
-labels), ``boundary_f``, ``pixel_accuracy`` and ``eval_size``; ``train_seconds``, ``threads``,
-``speed``, ``params`` and ``gflops``; ``final_loss`` (the mean training loss of the last
-logging window);
-``boundary_f_per_class`` (class name -> boundary F-score, null for a class absent from the
-validation labels); and ``history`` (the training loss: ``{"step", "loss", "lr"}`` per logging
-window, floats to 6 significant digits); a run copied from another experiment's results
-also holds ``borrowed_from`` (that experiment, its variant and the commit that ran it). Runs
-stored before ``boundary_f_per_class`` and ``history`` existed lack
-them: the summaries, merges and tables never read them, and a reader of them checks for them
-(``"history" in run``).
+A run holds ``variant``, ``seed`` and ``commit`` (the code that finished it: a run resumed from
+a checkpoint began at an earlier one, which the checkpoint does not record; runs stored before
+it was recorded lack it, and their file's provenance lists the commits); ``miou``, ``iou`` (one
+value per class, in the order of the file's ``classes``; NaN for a class absent from the
+validation labels), ``boundary_f``, ``pixel_accuracy`` and ``eval_size``; ``train_seconds``,
+``threads``, ``speed``, ``params`` and ``gflops``; ``final_loss`` (the mean training loss of the
+last logging window); ``boundary_f_per_class`` (class name -> boundary F-score, null for a class
+absent from the validation labels); and ``history`` (the training loss: ``{"step", "loss",
+"lr"}`` per logging window, floats to 6 significant digits); a run copied from another
+experiment's results also holds ``borrowed_from`` (that experiment, its variant and the run's
+commit, or for a run that does not record it, its file's commits). Runs stored before
+``boundary_f_per_class`` and ``history`` existed lack them: the summaries, merges and tables
+never read them, and a reader of them checks for them (``"history" in run``).
 """
 
 from __future__ import annotations
@@ -254,19 +254,44 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
 
 def reproduce_command(name: str, profile_config: dict, variants: dict,
                       runs: list[dict]) -> str:
-    """The ``experiment run`` command that makes a results file's runs: its profile, the
-    precision they trained at (``_precision_argument``), its seeds, the ``--encoder`` and
-    ``--steps`` where the configuration departs from the named profile, and ``--variants`` (in
-    table order, each one shell word: ``_shell_word``) where the runs cover only some of the
-    ``variants``: without it the command would train every variant of the experiment, or, on
-    a pretrained encoder, its pretrained comparisons. A variant run at fewer seeds than others
-    is trained at every seed the command names."""
-    seeds = sorted({r["seed"] for r in runs})
-    ran = [v for v in variants if any(r["variant"] == v for r in runs)]
-    chosen = "" if ran == list(variants) else " --variants " + " ".join(map(_shell_word, ran))
-    return (f"python -m fusionlab experiment run {name} --profile {profile_config['name']}"
-            f"{_precision_argument(runs)} --seeds {' '.join(map(str, seeds))}"
-            f"{_profile_arguments(profile_config)}{chosen}")
+    """The ``experiment run`` command that trains a results file's runs again: its profile,
+    the precision they trained at (``_precision_argument``), the ``--encoder`` and ``--steps``
+    where the configuration departs from the named profile, and per group of variants run at
+    the same seeds, those seeds and the variants (in table order, each one shell word:
+    ``_shell_word``), the groups joined by ``&&`` (each call adds its runs to the same file).
+
+    ``--variants`` is left out only where one group holds every variant on an encoder trained
+    from scratch, the one case where ``experiment run`` trains them all by default (on a
+    pretrained encoder it trains the pretrained comparisons). No runs: the command without
+    seeds or variants.
+    """
+    base = (f"python -m fusionlab experiment run {name} --profile {profile_config['name']}"
+            f"{_precision_argument(runs)}")
+    options = _profile_arguments(profile_config)
+    groups: dict[tuple[int, ...], list[str]] = {}  # seeds -> the variants run at exactly those
+    for variant in variants:
+        seeds = tuple(sorted({r["seed"] for r in runs if r["variant"] == variant}))
+        if seeds:
+            groups.setdefault(seeds, []).append(variant)
+    pretrained = Profile(**with_defaults(profile_config)).pretrained
+    if not groups:
+        return base + options
+    return " && ".join(
+        f"{base} --seeds {' '.join(map(str, seeds))}{options}"
+        + ("" if chosen == list(variants) and not pretrained
+           else " --variants " + " ".join(map(_shell_word, chosen)))
+        for seeds, chosen in groups.items())
+
+
+def runs_commits(runs: list[dict], listed: list[str], current: str) -> str:
+    """The provenance's ``commit``: every commit a file's own runs (not the borrowed copies)
+    were made at, oldest first, comma-separated. A run that records its ``commit`` names it;
+    for runs stored before runs recorded it, ``listed`` (the commits their files listed)
+    stands in. A file of borrowed copies alone names ``current``, the code that copied them."""
+    own = [r for r in runs if "borrowed_from" not in r]
+    older = listed if any("commit" not in r for r in own) else []
+    made_at = dict.fromkeys([*older, *(r["commit"] for r in own if "commit" in r)])
+    return ", ".join(made_at or [current])
 
 
 def departures(profile_config: dict) -> tuple[int | None, str | None]:
@@ -331,10 +356,10 @@ def provenance_commits(results: dict) -> list[str]:
 def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> dict:
     """Merge result files of one experiment run in parallel processes (e.g. one per subset of
     variants or seeds) into ``out``: runs are concatenated, the summary recomputed, the wall
-    times summed and every distinct commit and device kept. Where one file holds the
-    experiment's own run of a (variant, seed) and another a copy borrowed from another
-    experiment (``borrowed_from``), the own run is kept (the copy's original stays in its
-    experiment's results).
+    times summed, the commits of the runs kept (``runs_commits``) and every device named.
+    Where one file holds the experiment's own run of a (variant, seed) and another a copy
+    borrowed from another experiment (``borrowed_from``), the own run is kept (the copy's
+    original stays in its experiment's results).
 
     Raises:
         ValueError: no files, files of another experiment, profile configuration or data, or
@@ -365,10 +390,11 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
                     continue
             runs[key] = r
     runs = list(runs.values())
+    listed = list(dict.fromkeys(c for p in parts for c in provenance_commits(p)))
     results = assemble(
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
-        ", ".join(dict.fromkeys(c for p in parts for c in provenance_commits(p))),
+        runs_commits(runs, listed, ", ".join(listed)),
         " / ".join(dict.fromkeys(_THREADS_IN_DEVICE.sub(")", device) for p in parts
                                  for device in p["provenance"]["device"].split(" / "))))
     write_results(out, results)
