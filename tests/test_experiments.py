@@ -330,16 +330,15 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
     assert again["runs"][:2] == before  # finished runs are kept, not repeated
     assert again["summary"]["FPN c4-c5"]["seeds"] == [0, 1]
     assert again["provenance"]["command"].endswith("--seeds 0 1 --variants c5 'FPN c4-c5'")
-    # runs made at an earlier commit keep it, in the run as in the file's provenance; a run
-    # stored before runs recorded their commit is covered by the file's older list
+    # a run made at an earlier commit keeps it, and the file lists the commits of its runs
+    # (none of them was made at 2...)
     older = json.loads(out.read_text())
     older["runs"][0]["commit"] = "1" * 40
-    del older["runs"][1]["commit"]
     older["provenance"]["commit"] = f"{'2' * 40}, {'1' * 40}"
     out.write_text(json.dumps(older))
     third = run_experiment("fusion-levels", profile, [0, 1, 2], out, variants=["c5"])
-    assert third["provenance"]["commit"] == f"{'2' * 40}, {'1' * 40}, {git_commit()}"
-    assert [r.get("commit") for r in third["runs"]] == ["1" * 40, None, *[git_commit()] * 3]
+    assert third["provenance"]["commit"] == f"{'1' * 40}, {git_commit()}"
+    assert [r["commit"] for r in third["runs"]] == ["1" * 40, *[git_commit()] * 4]
     with pytest.raises(ValueError, match="experiment"):
         run_experiment("nothing", profile, [0], out)
 
@@ -470,7 +469,8 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
     # a merged file lists each commit once, also after it is merged again with a part made at
     # a commit it already lists
     older = json.loads((tmp_path / "a.json").read_text())
-    older["provenance"]["commit"] = older["runs"][0]["commit"] = "1" * 40
+    older["runs"][0]["commit"] = "1" * 40
+    older["provenance"]["commit"] = f"{'0' * 40}, {'1' * 40}"  # no run of it made at 0...
     (tmp_path / "older.json").write_text(json.dumps(older))
     merge_results("fusion-levels", [tmp_path / "older.json", tmp_path / "b.json"],
                   tmp_path / "two.json", defs)
@@ -619,7 +619,7 @@ def test_borrowed_variants_copy_the_runs_of_their_own_experiment(tmp_path, no_ca
     made = json.loads(out.read_text())
     made["runs"] = [r for r in made["runs"] if r["seed"] == 1]
     made["runs"][0]["commit"] = "4" * 40
-    made["provenance"]["commit"] = "4" * 40
+    made["provenance"]["commit"] = "5" * 40  # no run of it was made at 5...
     out.write_text(json.dumps(made))
     copied = run_experiment("head-to-head", profile, [0, 1], out, variants=["FPN"],
                             borrowed_only=True)
@@ -748,6 +748,8 @@ def test_the_bfloat16_sentence_reads_a_gap_within_the_tolerance_as_a_tie():
             precision_speed(costs, tolerance)
     with pytest.raises(ValueError, match="positive milliseconds"):
         precision_speed({"A": {"fp32_ms": 10.0, "bf16_ms": float("nan")}})
+    with pytest.raises(ValueError, match="at least one model"):
+        precision_speed_text({"faster": [], "tie": [], "slower": []})
 
 
 def test_a_stored_command_trains_exactly_the_runs_its_file_holds():
@@ -783,6 +785,7 @@ def test_a_files_commits_are_those_of_its_own_runs():
 def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
     """Typed as printed, each stored results file's command asks ``experiment run`` for its
     (variant, seed) pairs exactly, at its configuration and precision."""
+    monkeypatch.delenv("FUSIONLAB_DRY_RUN", raising=False)
     calls = []
     def record(name, profile, seeds, out, variants, **options):
         calls.append((name, profile, seeds, variants, options["precision"]))
@@ -795,14 +798,16 @@ def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
             words = shlex.split(command)
             assert words[:5] == ["python", "-m", "fusionlab", "experiment", "run"], path.name
             cli.main(words[4:])
-        asked = set()
+        asked, precisions = set(), {run_precision(r) for r in results["runs"]}
         for name, profile, seeds, chosen, precision in calls:
-            experiment = EXPERIMENTS[name]
-            chosen = chosen or (experiment.pretrained_variants if profile.pretrained else
-                                list(experiment.variants))
+            experiment = EXPERIMENTS[name]  # the runner's default variants
+            chosen = chosen or ((experiment.pretrained_variants if profile.pretrained else [])
+                                or list(experiment.variants))
             asked |= {(v, s) for v in chosen for s in seeds}
-            assert name == results["experiment"] and precision in (
-                {run_precision(r) for r in results["runs"]} | {"auto"}), path.name
+            assert name == results["experiment"], path.name
+            # the runs' one precision, or the machine's choice where they have none in common
+            assert precision == (next(iter(precisions)) if len(precisions) == 1
+                                 and None not in precisions else "auto"), path.name
             assert with_defaults(stored_config(profile)) == with_defaults(
                 results["profile_config"]), path.name
         assert asked == {(r["variant"], r["seed"]) for r in results["runs"]}, path.name

@@ -20,6 +20,12 @@ from fusionlab.train import TrainConfig
 from fusionlab.weights import WeightsNotFoundError, find_weights
 
 
+def is_pretrained(encoder: str) -> bool:
+    """Whether the encoder named ``encoder`` (a key of ``ENCODERS``, e.g.
+    ``"mobilenet_v2-imagenet"``) starts from ImageNet weights."""
+    return encoder.endswith("-imagenet")
+
+
 @dataclass(frozen=True)
 class Profile:
     """How much an experiment trains.
@@ -62,7 +68,7 @@ class Profile:
     @property
     def pretrained(self) -> bool:
         """Whether the encoder starts from ImageNet weights."""
-        return self.encoder.endswith("-imagenet")
+        return is_pretrained(self.encoder)
 
     @property
     def checks_only(self) -> bool:

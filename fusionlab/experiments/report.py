@@ -242,7 +242,13 @@ def precision_speed(costs: dict[str, dict], tolerance: float = 0.05) -> dict[str
 def precision_speed_text(groups: dict[str, list[str]], tolerance: float = 0.05) -> str:
     """One sentence for ``precision_speed``'s groups (made with the same ``tolerance``):
     ``"On this CPU bfloat16's latency is more than 5% below float32's for A; within 5% of it
-    for B; more than 5% above it for C and D."``"""
+    for B; more than 5% above it for C and D."``
+
+    Raises:
+        ValueError: groups without a model.
+    """
+    if not any(groups.values()):
+        raise ValueError(f"need the groups of at least one model, got {groups}")
     margin = f"{100 * tolerance:g}%"
     phrases = {"faster": f"more than {margin} below", "tie": f"within {margin} of",
                "slower": f"more than {margin} above"}

@@ -2,7 +2,7 @@
 
 A results file holds one experiment in one profile configuration: every run (variant, seed,
 metrics, seconds, threads), the summary over seeds, and the provenance (profile, seeds, device,
-versions, commits, wall time, the command that makes it). Stored results are never deleted: a
+versions, commits, wall time, the commands that make it). Stored results are never deleted: a
 file made by another experiment or another profile configuration is refused, not overwritten.
 
 A run holds ``variant``, ``seed`` and ``commit`` (the code that finished it: a run resumed from
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 import fusionlab
-from fusionlab.experiments.profiles import PROFILES, Profile
+from fusionlab.experiments.profiles import PROFILES, Profile, is_pretrained
 from fusionlab.experiments.stats import run_precision, summarise, thin_iou
 from fusionlab.io import atomic_write
 
@@ -273,7 +273,7 @@ def reproduce_command(name: str, profile_config: dict, variants: dict,
         seeds = tuple(sorted({r["seed"] for r in runs if r["variant"] == variant}))
         if seeds:
             groups.setdefault(seeds, []).append(variant)
-    pretrained = Profile(**with_defaults(profile_config)).pretrained
+    pretrained = is_pretrained(with_defaults(profile_config)["encoder"])
     if not groups:
         return base + options
     return " && ".join(
@@ -285,9 +285,10 @@ def reproduce_command(name: str, profile_config: dict, variants: dict,
 
 def runs_commits(runs: list[dict], listed: list[str], current: str) -> str:
     """The provenance's ``commit``: every commit a file's own runs (not the borrowed copies)
-    were made at, oldest first, comma-separated. A run that records its ``commit`` names it;
-    for runs stored before runs recorded it, ``listed`` (the commits their files listed)
-    stands in. A file of borrowed copies alone names ``current``, the code that copied them."""
+    were made at, in the order they were stored, comma-separated. A run that records its
+    ``commit`` names it; for runs stored before runs recorded it, ``listed`` (the commits
+    their files listed) stands in. A file of borrowed copies alone names ``current``, the code
+    that copied them."""
     own = [r for r in runs if "borrowed_from" not in r]
     older = listed if any("commit" not in r for r in own) else []
     made_at = dict.fromkeys([*older, *(r["commit"] for r in own if "commit" in r)])
@@ -348,8 +349,8 @@ def stored_results(name: str, profile_config: dict) -> dict | None:
 
 
 def provenance_commits(results: dict) -> list[str]:
-    """The commits a results file's runs were made at, oldest merge first: its provenance keeps
-    them comma-separated in one string (a merge adds the commits of its parts)."""
+    """The commits a results file's runs were made at, in the order they were stored: its
+    provenance keeps them comma-separated in one string (``runs_commits``)."""
     return [commit.strip() for commit in results["provenance"]["commit"].split(",")]
 
 
@@ -390,11 +391,15 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
                     continue
             runs[key] = r
     runs = list(runs.values())
-    listed = list(dict.fromkeys(c for p in parts for c in provenance_commits(p)))
+    # the lists of the parts that hold runs stored before runs recorded their commit
+    listed = list(dict.fromkeys(c for p in parts if any("commit" not in r for r in p["runs"]
+                                                          if "borrowed_from" not in r)
+                                for c in provenance_commits(p)))
     results = assemble(
         name, first["profile_config"], first["data"], first["classes"], first["thin_classes"],
         variants, runs, sum(p["provenance"]["wall_seconds"] for p in parts),
-        runs_commits(runs, listed, ", ".join(listed)),
+        runs_commits(runs, listed, ", ".join(dict.fromkeys(
+            c for p in parts for c in provenance_commits(p)))),
         " / ".join(dict.fromkeys(_THREADS_IN_DEVICE.sub(")", device) for p in parts
                                  for device in p["provenance"]["device"].split(" / "))))
     write_results(out, results)
