@@ -229,6 +229,9 @@ def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, resul
                        poll_seconds=0.2, say=lines.append)
     assert status == {job: 0, other: 0}
     assert lines[0] == "resume fusion-levels | c5 | seed 0"          # before the job given first
+    # its time is this queue's part only, and says so
+    assert lines[1].startswith("done fusion-levels | c5 | seed 0: mIoU ")
+    assert lines[1].endswith(" min in this queue)") and "(resumed, " in lines[1]
     assert lines[2] == "start fusion-levels | FPN c4-c5 | seed 0"
     stored = read_results(stored_path(job.experiment, profile))
     run = next(r for r in stored["runs"] if r["variant"] == job.variant)

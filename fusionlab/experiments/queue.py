@@ -257,7 +257,9 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
     running, status = {}, {}
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
 
-    def finish(job: Job, code: int, seconds: float | None) -> None:
+    def finish(job: Job, code: int, seconds: float | None, resumed: bool = False) -> None:
+        # seconds: this queue's wall time of the run (None: trained by an earlier queue); a
+        # resumed run's earlier part is in its stored train_seconds, not here
         part = work_dir / f"{job.slug}.json"
         if code == 0:
             try:
@@ -270,7 +272,9 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
             for path in saved(job):  # left by a run stopped after it was stored
                 path.unlink()
             run = _run_of(job, read_results(part))
-            when = "trained earlier" if seconds is None else f"in {seconds / 60:.0f} min"
+            minutes = None if seconds is None else f"{seconds / 60:.0f} min"
+            when = ("trained earlier" if minutes is None else
+                    f"resumed, {minutes} in this queue" if resumed else f"in {minutes}")
             say(f"done {name(job)}: mIoU {100 * run['miou']:.1f} ({when})"
                 + ("" if merged else ", already stored"))
         else:
@@ -288,21 +292,22 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
             command = job_command(job, profile, part, require_data, checkpoints, precision)
             log.write(" ".join(command) + "\n")
             log.flush()
+            resumed = bool(saved(job))
             running[job] = (subprocess.Popen(command, env=env, stdout=log,
-                                             stderr=subprocess.STDOUT), log, time.time())
-            say(("resume " if saved(job) else "start ") + name(job))
+                                             stderr=subprocess.STDOUT), log, time.time(), resumed)
+            say(("resume " if resumed else "start ") + name(job))
         time.sleep(poll_seconds if running else 0)
-        for job, (process, log, started) in list(running.items()):
+        for job, (process, log, started, resumed) in list(running.items()):
             if process.poll() is not None:
                 log.close()
                 del running[job]
-                finish(job, process.returncode, time.time() - started)
+                finish(job, process.returncode, time.time() - started, resumed)
 
     try:
         while todo or running:
             start_and_poll()
     finally:  # interrupted: the runs in flight stop too, so that none trains twice later
-        for process, log, _ in running.values():
+        for process, log, _, _ in running.values():
             process.terminate()
             process.wait()
             log.close()
