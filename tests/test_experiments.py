@@ -772,6 +772,15 @@ def test_a_stored_command_trains_exactly_the_runs_its_file_holds():
         f"{base} --seeds 0 --encoder mobilenet_v2-imagenet --steps 3000 --variants a 'b c' d")
     assert reproduce_command("x", cpu, variants, []) == (
         "python -m fusionlab experiment run x --profile cpu")
+    # runs of two precisions: one call per precision, each naming its own
+    mixed = runs(("a", 0), ("b c", 0), ("d", 0)) + [
+        {"variant": v, "seed": 1, "speed": {"precision": "bf16"}} for v in ("a", "d")] + [
+        {"variant": "b c", "seed": 2}]  # stored before runs recorded their precision
+    plain = "python -m fusionlab experiment run x --profile cpu"
+    assert reproduce_command("x", cpu, variants, mixed) == (
+        f"{plain} --precision fp32 --seeds 0 && "
+        f"{plain} --precision bf16 --seeds 1 --variants a d && "
+        f"{plain} --seeds 2 --variants 'b c'")
 
 
 def test_a_files_commits_are_those_of_its_own_runs():
@@ -784,7 +793,7 @@ def test_a_files_commits_are_those_of_its_own_runs():
 
 def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
     """Typed as printed, each stored results file's command asks ``experiment run`` for its
-    (variant, seed) pairs exactly, at its configuration and precision."""
+    (variant, seed) pairs exactly, at its configuration and each run's precision."""
     monkeypatch.delenv("FUSIONLAB_DRY_RUN", raising=False)
     calls = []
     def record(name, profile, seeds, out, variants, **options):
@@ -798,19 +807,18 @@ def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
             words = shlex.split(command)
             assert words[:5] == ["python", "-m", "fusionlab", "experiment", "run"], path.name
             cli.main(words[4:])
-        asked, precisions = set(), {run_precision(r) for r in results["runs"]}
+        asked = set()
         for name, profile, seeds, chosen, precision in calls:
             experiment = EXPERIMENTS[name]  # the runner's default variants
             chosen = chosen or ((experiment.pretrained_variants if profile.pretrained else [])
                                 or list(experiment.variants))
-            asked |= {(v, s) for v in chosen for s in seeds}
+            asked |= {(v, s, precision) for v in chosen for s in seeds}
             assert name == results["experiment"], path.name
-            # the runs' one precision, or the machine's choice where they have none in common
-            assert precision == (next(iter(precisions)) if len(precisions) == 1
-                                 and None not in precisions else "auto"), path.name
             assert with_defaults(stored_config(profile)) == with_defaults(
                 results["profile_config"]), path.name
-        assert asked == {(r["variant"], r["seed"]) for r in results["runs"]}, path.name
+        # each run at its own precision, or the machine's choice for a run that records none
+        assert asked == {(r["variant"], r["seed"], run_precision(r) or "auto")
+                         for r in results["runs"]}, path.name
 
 
 def test_a_variants_options_read_as_a_table_cell():

@@ -255,32 +255,37 @@ def assemble(name: str, profile_config: dict, source: str, classes, thin_classes
 def reproduce_command(name: str, profile_config: dict, variants: dict,
                       runs: list[dict]) -> str:
     """The ``experiment run`` command that trains a results file's runs again: its profile,
-    the precision they trained at (``_precision_argument``), the ``--encoder`` and ``--steps``
-    where the configuration departs from the named profile, and per group of variants run at
-    the same seeds, those seeds and the variants (in table order, each one shell word:
+    the ``--encoder`` and ``--steps`` where the configuration departs from the named profile,
+    and per group of variants run at the same seeds and autocast precision, one call naming
+    that ``--precision`` (none for runs that do not record it: ``experiment run`` then picks
+    by machine), those seeds and the variants (in table order, each one shell word:
     ``_shell_word``), the groups joined by ``&&`` (each call adds its runs to the same file).
 
     ``--variants`` is left out only where one group holds every variant on an encoder trained
     from scratch, the one case where ``experiment run`` trains them all by default (on a
     pretrained encoder it trains the pretrained comparisons). No runs: the command without
-    seeds or variants.
+    seeds, variants or precision.
     """
-    base = (f"python -m fusionlab experiment run {name} --profile {profile_config['name']}"
-            f"{_precision_argument(runs)}")
+    base = f"python -m fusionlab experiment run {name} --profile {profile_config['name']}"
     options = _profile_arguments(profile_config)
-    groups: dict[tuple[int, ...], list[str]] = {}  # seeds -> the variants run at exactly those
+    # (precision, seeds) -> the variants run at exactly those seeds at that precision
+    groups: dict[tuple[str | None, tuple[int, ...]], list[str]] = {}
     for variant in variants:
-        seeds = tuple(sorted({r["seed"] for r in runs if r["variant"] == variant}))
-        if seeds:
-            groups.setdefault(seeds, []).append(variant)
+        seeds: dict[str | None, set[int]] = {}
+        for r in runs:
+            if r["variant"] == variant:
+                seeds.setdefault(run_precision(r), set()).add(r["seed"])
+        for precision, chosen in seeds.items():
+            groups.setdefault((precision, tuple(sorted(chosen))), []).append(variant)
     pretrained = is_pretrained(with_defaults(profile_config)["encoder"])
     if not groups:
         return base + options
     return " && ".join(
-        f"{base} --seeds {' '.join(map(str, seeds))}{options}"
+        base + ("" if precision is None else f" --precision {precision}")
+        + f" --seeds {' '.join(map(str, seeds))}{options}"
         + ("" if chosen == list(variants) and not pretrained
            else " --variants " + " ".join(map(_shell_word, chosen)))
-        for seeds, chosen in groups.items())
+        for (precision, seeds), chosen in groups.items())
 
 
 def runs_commits(runs: list[dict], listed: list[str], current: str) -> str:
@@ -312,16 +317,6 @@ def _shell_word(text: str) -> str:
     if "'" in text and not set(text) & set('"$`\\!'):
         return f'"{text}"'
     return shlex.quote(text)
-
-
-def _precision_argument(runs: list[dict]) -> str:
-    """`` --precision P`` where every run trained at one recorded autocast precision: the
-    command then trains what the file holds on any machine (``experiment run`` defaults to
-    ``auto``, which picks by machine)."""
-    precisions = {run_precision(r) for r in runs}
-    if len(precisions) != 1 or None in precisions:
-        return ""
-    return f" --precision {precisions.pop()}"
 
 
 def _profile_arguments(profile_config: dict) -> str:
