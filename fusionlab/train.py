@@ -33,6 +33,7 @@ from fusionlab.distributed import World
 from fusionlab.evaluation import Indexed, check_images, evaluate
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
+from fusionlab.provenance import git_commit
 from fusionlab.speed import PRECISIONS, SpeedMode, choose_speed_mode, resolve_device
 
 RESUME_FIELDS = ("steps", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
@@ -156,6 +157,10 @@ class TrainResult:
         seconds_before: the seconds of ``train_seconds`` spent before this call (recorded by
             the checkpoint it resumed from; 0 for a run trained in one call).
         speed: the ``SpeedMode`` used, as a dict (``SpeedMode.as_dict``).
+        commits: the commits of the code that trained the run (``provenance.git_commit``),
+            oldest first: one for a run trained in one call; a run resumed from a checkpoint
+            adds the ones its checkpoint recorded (none for a checkpoint of an older fusionlab
+            that did not record them), each named once per stretch of calls at that commit.
     """
 
     history: list[dict] = field(default_factory=list)
@@ -163,6 +168,7 @@ class TrainResult:
     train_seconds: float = 0.0
     speed: dict = field(default_factory=dict)
     seconds_before: float = 0.0
+    commits: list[str] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -336,7 +342,8 @@ class TrainingLog:
 @dataclass
 class TrainingState:
     """What a checkpoint restores besides the weights: optimiser, schedule, gradient scaler,
-    the step reached, the log and the seconds of training before this call (``seconds_before``);
+    the step reached, the log, the seconds of training before this call (``seconds_before``)
+    and the commits of the code that trained it (``commits``, this call's last);
     ``saved_step`` is the step of the last checkpoint written, ``started`` the
     ``time.perf_counter()`` at which this call's optimisation began."""
 
@@ -348,6 +355,7 @@ class TrainingState:
     step: int = 0
     saved_step: int | None = None
     seconds_before: float = 0.0
+    commits: list[str] = field(default_factory=lambda: [git_commit()])
     started: float = field(default_factory=time.perf_counter)
 
     def train_seconds(self) -> float:
@@ -393,6 +401,9 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
                       f"older fusionlab): train_seconds counts the steps after step "
                       f"{run.step} only", stacklevel=3)
     run.seconds_before = state.get("train_seconds", 0.0)
+    # the code of the calls before this one (an older fusionlab's checkpoint records none)
+    before = list(state.get("commits", []))
+    run.commits = before + [c for c in run.commits if before[-1:] != [c]]
     run.log.bar.update(run.step)
 
 
@@ -411,7 +422,7 @@ def save(run: TrainingState, model: torch.nn.Module, speed: SpeedMode) -> None:
         "model": weights, "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
         "step": run.step, "log": run.log.state_dict(), "config": dataclasses.asdict(cfg),
-        "train_seconds": run.train_seconds(),
+        "train_seconds": run.train_seconds(), "commits": run.commits,
         "speed": speed.as_dict()})
     run.saved_step = run.step
 
@@ -530,7 +541,7 @@ def train(model: SegmentationModel, train_set: Dataset, val_set: Dataset | None 
             distributed.barrier()
     run.log.bar.close()
     result = TrainResult(run.log.history, {}, run.train_seconds(), speed.as_dict(),
-                         run.seconds_before)
+                         run.seconds_before, run.commits)
     if val_set is not None:
         result.metrics = evaluate(model, val_set, cfg.eval_batch_size, device, cfg.progress,
                                   speed=speed)

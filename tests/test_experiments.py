@@ -33,7 +33,8 @@ from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.profiles import train_config as runner_train_config
 from fusionlab.experiments.runner import variant_definitions
 from fusionlab.experiments.stats import run_precision
-from fusionlab.experiments.store import (git_commit, reproduce_command, runs_commits,
+from fusionlab.provenance import git_commit
+from fusionlab.experiments.store import (reproduce_command, runs_commits,
                                          stored_config, with_defaults)
 from fusionlab.experiments.report import MIXED_MARK, MIXED_NOTE, PRECISION_NAMES, footing_table
 from fusionlab.weights import WeightsNotFoundError
@@ -368,7 +369,9 @@ def test_a_run_interrupted_halfway_resumes_from_its_checkpoint(tmp_path, no_camv
     assert not out.exists()
     saved = torch.load(checkpoint, weights_only=True)
     assert saved["step"] == 4 and saved["train_seconds"] > 0
+    assert saved["commits"] == [git_commit()]  # the code that trained steps 1-4
     saved["train_seconds"] = 1000.0  # marks what only a resumed run can have counted
+    saved["commits"] = ["1" * 40]  # as if the code changed before the run was resumed
     torch.save(saved, checkpoint)
     trained = []
 
@@ -385,6 +388,10 @@ def test_a_run_interrupted_halfway_resumes_from_its_checkpoint(tmp_path, no_camv
     assert resumed["miou"] == plain["miou"] and resumed["iou"] == plain["iou"]
     assert resumed["train_seconds"] > 1000.0
     assert read_results(out)["provenance"]["wall_seconds"] > 1000.0  # all of the run's time
+    # both codes that trained it are named, the run's and the file's
+    assert "earlier_commits" not in plain
+    assert (resumed["earlier_commits"], resumed["commit"]) == (["1" * 40], git_commit())
+    assert read_results(out)["provenance"]["commit"] == f"{'1' * 40}, {git_commit()}"
     assert list(checkpoint.parent.iterdir()) == []  # a stored run keeps no checkpoint
     # a run stored before its checkpoint was removed (a kill in between): it goes at once
     checkpoint.write_bytes(b"left behind")
@@ -789,6 +796,8 @@ def test_a_files_commits_are_those_of_its_own_runs():
     assert runs_commits([copy, own], ["c"], "e") == "d"          # not a list nothing ran at
     assert runs_commits([older, own, own], ["a", "b"], "e") == "a, b, d"
     assert runs_commits([older, {"commit": "a"}], ["a", "b"], "e") == "a, b"
+    resumed = {"commit": "d", "earlier_commits": ["f", "g"]}  # begun at f, resumed at g and d
+    assert runs_commits([{"commit": "g"}, resumed], [], "e") == "g, f, d"
 
 
 def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):

@@ -10,6 +10,7 @@ import fusionlab.speed as speed_module
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.encoders import ResNetEncoder
 from fusionlab.losses import AuxLoss, focal_loss
+from fusionlab.provenance import git_commit
 from fusionlab.models import FPN, SegOutput
 from fusionlab.models.base import SegmentationModel
 from fusionlab.checkpoints import load_checkpoint, load_model_weights
@@ -103,11 +104,15 @@ def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path):
     assert load_checkpoint(ckpt)["step"] == 6
     state = torch.load(ckpt, weights_only=True)
     assert state["train_seconds"] > 0
+    assert state["commits"] == [git_commit()]
     state["train_seconds"] = 1000.0  # the seconds of steps 1-6, as a resumed run counts them
+    state["commits"] = ["a", "b"]  # steps 1-6 trained by two earlier versions of the code
     torch.save(state, ckpt)
     resumed = tiny_model(seed=123)  # different start: everything must come from the checkpoint
     result = train(resumed, data[0], None, config(steps=10, checkpoint=str(ckpt)))
     assert result.seconds_before == 1000.0 and result.train_seconds > 1000.0
+    assert result.commits == ["a", "b", git_commit()]
+    assert torch.load(ckpt, weights_only=True)["commits"] == result.commits
     for (name, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(p.float(), q.float(), atol=1e-6), name
     assert [h["step"] for h in result.history] == [2, 4, 6, 8, 10]
@@ -194,11 +199,15 @@ def test_a_checkpoint_of_an_older_fusionlab(data, tmp_path):
     ckpt = tmp_path / "run.pt"
     train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
     state = torch.load(ckpt, weights_only=True)
+    assert train(tiny_model(), data[0], None, config(  # resumed at the same code: named once
+        steps=2, checkpoint=str(ckpt))).commits == [git_commit()]
     del state["train_seconds"]  # no training time: resumes, with a warning, counting from it
+    del state["commits"]  # nor the code that trained it: only this call's is known
     torch.save(state, ckpt)
     with pytest.warns(UserWarning, match="records no training time"):
         result = train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
     assert result.seconds_before == 0 and result.train_seconds < 1  # nothing left to train
+    assert result.commits == [git_commit()]
     state = torch.load(ckpt, weights_only=True)
     del state["config"]["seed"]  # no seed: which run it continues is unknown, so it refuses
     torch.save(state, ckpt)

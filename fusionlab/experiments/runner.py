@@ -19,9 +19,10 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import run_precision
 from fusionlab.experiments.store import (ResultsConflict, assemble, check_compatible,
-                                         git_commit, provenance_commits, read_results,
+                                         provenance_commits, read_results,
                                          runs_commits, stored_config, stored_path,
                                          stored_results, write_results)
+from fusionlab.provenance import git_commit
 from fusionlab.speed import choose_speed_mode, resolve_device
 from fusionlab.train import seed_everything, train
 
@@ -130,7 +131,8 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
     rewritten after each run, so an interrupted experiment resumes where it stopped: runs with
     the same variant and seed already in the file are kept, not repeated, except a borrowed
     copy of another precision (``stale_copy``), which the new run replaces. Each run trained
-    records its commit, and the file's provenance lists the commits of its own runs
+    records its commit (and a run resumed from a checkpoint that earlier code wrote, those
+    commits too), and the file's provenance lists the commits of its own runs
     (``store.runs_commits``). With ``checkpoints``,
     a run interrupted halfway resumes too, from its last checkpoint. Under ``torchrun``
     every run trains on all the processes (see ``fusionlab.train.train``) and the first process
@@ -231,8 +233,10 @@ def run_experiment(name: str, profile: Profile, seeds: list[int], out: Path | No
                                precision=precision)
             result = train(model, data.train, data.val, cfg)
             m = result.metrics
+            # a run resumed from a checkpoint that earlier code wrote names that code too
+            earlier = {"earlier_commits": result.commits[:-1]} if result.commits[:-1] else {}
             put({
-                "variant": label, "seed": seed, "commit": commit,
+                "variant": label, "seed": seed, "commit": commit, **earlier,
                 "miou": m["miou"], "iou": m["iou"],
                 "boundary_f": m["boundary_f"], "pixel_accuracy": m["pixel_accuracy"],
                 "eval_size": list(m["eval_size"]), "train_seconds": result.train_seconds,

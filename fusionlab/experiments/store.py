@@ -5,9 +5,10 @@ metrics, seconds, threads), the summary over seeds, and the provenance (profile,
 versions, commits, wall time, the commands that make it). Stored results are never deleted: a
 file made by another experiment or another profile configuration is refused, not overwritten.
 
-A run holds ``variant``, ``seed`` and ``commit`` (the code that finished it: a run resumed from
-a checkpoint began at an earlier one, which the checkpoint does not record; runs stored before
-it was recorded lack it, and their file's provenance lists the commits); ``miou``, ``iou`` (one
+A run holds ``variant``, ``seed`` and ``commit`` (the code that finished it; runs stored before
+it was recorded lack it, and their file's provenance lists the commits), and for a run resumed
+from a checkpoint that earlier code wrote, ``earlier_commits`` (those commits, oldest first:
+``TrainResult.commits``); ``miou``, ``iou`` (one
 value per class, in the order of the file's ``classes``; NaN for a class absent from the
 validation labels), ``boundary_f``, ``pixel_accuracy`` and ``eval_size``; ``train_seconds``,
 ``threads``, ``speed``, ``params`` and ``gflops``; ``final_loss`` (the mean training loss of the
@@ -30,7 +31,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +40,12 @@ import fusionlab
 from fusionlab.experiments.profiles import PROFILES, Profile, is_pretrained
 from fusionlab.experiments.stats import run_precision, summarise, thin_iou
 from fusionlab.io import atomic_write
+from fusionlab.provenance import RESULTS as PACKAGED
 
 
 class ResultsConflict(ValueError):
     """A results file that belongs to another experiment or profile configuration."""
 
-
-PACKAGED = "results"
-"""The folder of the ``fusionlab`` package that holds the book's reference results: the one
-copy in the repository, shipped in the wheel as package data."""
 
 
 def results_dir() -> Path:
@@ -168,26 +165,6 @@ def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
                               f"{changed}: {advice}")
 
 
-def git_commit() -> str:
-    """The commit of the repository the package lives in (``"unknown"`` outside one, or
-    when the package is installed inside another repository), marked when the library (its
-    stored results aside) has uncommitted changes."""
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        if Path(top).resolve() != root:  # installed inside another repository: not ours
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "fusionlab",
-                                f":!fusionlab/{PACKAGED}"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return commit + ("+uncommitted-library-changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def device_name() -> str:
     """The accelerator, or the CPU's architecture (the threads of each run are recorded with
     the run, and summarised under ``provenance["threads"]``)."""
@@ -291,12 +268,14 @@ def reproduce_command(name: str, profile_config: dict, variants: dict,
 def runs_commits(runs: list[dict], listed: list[str], current: str) -> str:
     """The provenance's ``commit``: every commit a file's own runs (not the borrowed copies)
     were made at, in the order they were stored, comma-separated. A run that records its
-    ``commit`` names it; for runs stored before runs recorded it, ``listed`` (the commits
+    ``commit`` names it, after its ``earlier_commits`` (a run resumed from a checkpoint that
+    earlier code wrote); for runs stored before runs recorded it, ``listed`` (the commits
     their files listed) stands in. A file of borrowed copies alone names ``current``, the code
     that copied them."""
     own = [r for r in runs if "borrowed_from" not in r]
     older = listed if any("commit" not in r for r in own) else []
-    made_at = dict.fromkeys([*older, *(r["commit"] for r in own if "commit" in r)])
+    made_at = dict.fromkeys([*older, *(c for r in own if "commit" in r
+                                       for c in [*r.get("earlier_commits", []), r["commit"]])])
     return ", ".join(made_at or [current])
 
 
