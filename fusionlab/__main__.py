@@ -151,7 +151,8 @@ def _write_run_record(argv: list[str], args, options: dict, profile, cfg, data, 
     record = {"command": "python -m fusionlab " + " ".join(argv), "model": args.model,
               "options": options, "seed": args.seed, "profile": dataclasses.asdict(profile),
               "train_config": dataclasses.asdict(cfg), "data": data.source,
-              "speed": result.speed, "fusionlab": __version__, "torch": torch.__version__}
+              "speed": result.speed, "commits": result.commits, "fusionlab": __version__,
+              "torch": torch.__version__}
     with atomic_write(config_path, "w") as f:
         json.dump(json.loads(json.dumps(record, default=str)), f, indent=1)
     metrics = {k: v for k, v in result.metrics.items() if k in (

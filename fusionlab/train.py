@@ -159,8 +159,9 @@ class TrainResult:
         speed: the ``SpeedMode`` used, as a dict (``SpeedMode.as_dict``).
         commits: the commits of the code that trained the run (``provenance.git_commit``),
             oldest first: one for a run trained in one call; a run resumed from a checkpoint
-            adds the ones its checkpoint recorded (none for a checkpoint of an older fusionlab
-            that did not record them), each named once per stretch of calls at that commit.
+            adds the ones its checkpoint recorded (``"unknown"`` for a checkpoint of an older
+            fusionlab that did not record them), each named once per stretch of calls at that
+            commit.
     """
 
     history: list[dict] = field(default_factory=list)
@@ -401,8 +402,8 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
                       f"older fusionlab): train_seconds counts the steps after step "
                       f"{run.step} only", stacklevel=3)
     run.seconds_before = state.get("train_seconds", 0.0)
-    # the code of the calls before this one (an older fusionlab's checkpoint records none)
-    before = list(state.get("commits", []))
+    # the code of the calls before this one; an older fusionlab's checkpoint does not say
+    before = list(state.get("commits", ["unknown"]))
     run.commits = before + [c for c in run.commits if before[-1:] != [c]]
     run.log.bar.update(run.step)
 

@@ -7,6 +7,7 @@ import torch
 
 from fusionlab.__main__ import main
 from fusionlab.experiments import load_results
+from fusionlab.provenance import git_commit
 
 
 def bench(capsys, *args):
@@ -44,6 +45,7 @@ def test_train_and_evaluate_from_a_checkpoint(capsys, tmp_path, monkeypatch):
     assert config["options"] == {"seb": True, "dap": True} and config["seed"] == 0
     assert config["train_config"]["steps"] == 2 and config["profile"]["name"] == "smoke"
     assert config["train_config"]["device"] == "cpu" and config["data"] == "SyntheticScenes"
+    assert config["commits"] == [git_commit()]  # the code that trained it
     log = [json.loads(x) for x in (tmp_path / "exfuse.log.jsonl").read_text().splitlines()]
     assert log[-2]["step"] == 2 and all(set(e) >= {"step", "loss", "lr"} for e in log[:-1])
     assert log[-1]["step"] == 2 and log[-1]["train_seconds"] > 0

@@ -812,6 +812,9 @@ def test_every_stored_command_parses_to_the_runs_of_its_file(monkeypatch):
     files = sorted((Path(__file__).resolve().parents[1] / "fusionlab" / "results").glob("*.json"))
     for path in files:
         results, calls[:] = read_results(path), []
+        assert results["provenance"]["command"] == reproduce_command(  # as the code writes it
+            results["experiment"], results["profile_config"], results["variants"],
+            results["runs"]), path.name
         for command in results["provenance"]["command"].split(" && "):
             words = shlex.split(command)
             assert words[:5] == ["python", "-m", "fusionlab", "experiment", "run"], path.name

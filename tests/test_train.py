@@ -202,12 +202,12 @@ def test_a_checkpoint_of_an_older_fusionlab(data, tmp_path):
     assert train(tiny_model(), data[0], None, config(  # resumed at the same code: named once
         steps=2, checkpoint=str(ckpt))).commits == [git_commit()]
     del state["train_seconds"]  # no training time: resumes, with a warning, counting from it
-    del state["commits"]  # nor the code that trained it: only this call's is known
+    del state["commits"]  # nor the code that trained it, which the run then calls unknown
     torch.save(state, ckpt)
     with pytest.warns(UserWarning, match="records no training time"):
         result = train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
     assert result.seconds_before == 0 and result.train_seconds < 1  # nothing left to train
-    assert result.commits == [git_commit()]
+    assert result.commits == ["unknown", git_commit()]
     state = torch.load(ckpt, weights_only=True)
     del state["config"]["seed"]  # no seed: which run it continues is unknown, so it refuses
     torch.save(state, ckpt)

@@ -47,7 +47,6 @@ class ResultsConflict(ValueError):
     """A results file that belongs to another experiment or profile configuration."""
 
 
-
 def results_dir() -> Path:
     """Where new results are written: ``$FUSIONLAB_RESULTS``, else the package's own
     ``results`` folder when the package lives in a checkout of its repository (the book's
