@@ -162,3 +162,13 @@ def test_the_footings_overview_is_every_chapters_table_under_its_name(tmp_path, 
     assert lines[2] == "| **chapter 1: fusion-levels** |  |  |  |"
     assert lines[3] == own[2] and lines[3].startswith("| FPN c2-c5 vs c5 |  | +6.0 [")
     assert lines[4] == "| **chapter 2: fusion-levels** |  |  |  |" and len(lines) == 6
+    # the same rows counted by verdict, per footing
+    assert report.footings_tally(chapters) == {
+        "scratch": "2 real gains, 0 real losses and 0 not distinguishable from zero",
+        "pretrained": "0 real gains, 0 real losses and 0 not distinguishable from zero "
+                      "(2 not run)"}
+    _store(tmp_path, "fusion-levels-cpu.json",
+           [("c5", s, 0.4) for s in range(3)] + [("FPN c2-c5", s, g) for s, g in
+                                                 enumerate((0.38, 0.41, 0.40))])
+    assert report.footings_tally(chapters[:1])["scratch"] == (
+        "0 real gains, 0 real losses and 1 not distinguishable from zero")

@@ -50,6 +50,10 @@ def test_status_and_section_say_what_is_stored_and_what_is_not():
     assert reference_status(results, ["a", "c", "d"]) == ("1 of the 3 variants; still to run: "
                                                           "c, d")
     assert reference_status(None, ["a"]) == "0 of the 1 variants; still to run: a"
+    assert reference_status(results, ["a", "b"], seeds=2) == (
+        "2 of the 2 variants, all of them; at fewer than 2 seeds so far: b (1)")
+    assert reference_status(results, ["a", "b", "c"], seeds=1) == (
+        "2 of the 3 variants; still to run: c")
     assert reference_section(None, ["a"]) == ("No reference results found: run the command "
                                               "above to produce them.")
     assert reference_section(None, ["a"], "python -m fusionlab experiment run x") == (

@@ -130,14 +130,20 @@ def final_loss(results: dict | None, variant: str, share: float = 0.1) -> float 
     return float(np.mean([h["loss"] for h in curve if h["step"] > (1 - share) * last]))
 
 
-def reference_status(results: dict | None, variants: Iterable[str]) -> str:
+def reference_status(results: dict | None, variants: Iterable[str],
+                     seeds: int | None = None) -> str:
     """How much of an experiment is stored, for the prose: ``"5 of the 8 variants; still to
-    run: A, B, C"`` or ``"8 of the 8 variants, all of them"``."""
+    run: A, B, C"`` or ``"8 of the 8 variants, all of them"``; given the ``seeds`` each
+    variant is meant to have, also those stored at fewer, e.g. ``"...; at fewer than 5 seeds
+    so far: A (3), B (4)"``."""
     variants = list(variants)
     summary = (results or {}).get("summary", {})
     missing = [v for v in variants if v not in summary]
+    short = [f"{v} ({len(summary[v]['seeds'])})" for v in variants
+             if v in summary and seeds is not None and len(summary[v]["seeds"]) < seeds]
     return (f"{len(variants) - len(missing)} of the {len(variants)} variants"
-            + (f"; still to run: {', '.join(missing)}" if missing else ", all of them"))
+            + (f"; still to run: {', '.join(missing)}" if missing else ", all of them")
+            + (f"; at fewer than {seeds} seeds so far: {', '.join(short)}" if short else ""))
 
 
 def reference_section(results: dict | None, variants: Iterable[str], command: str = "") -> str:

@@ -380,23 +380,31 @@ def curves_table(curves: dict[str, dict[int, dict[int, float]]]) -> str:
 def _footing_rows(experiment: Experiment, scratch: dict | None, pretrained: dict | None,
                   metric: str) -> list[list[str]]:
     """The rows of ``footing_table``, one per ``pretrained`` comparison."""
-    rows = []
-    for base, variant in experiment.pretrained:
-        paper = experiment.paper.get(variant)
-        cells = [f"{paper.value:+.1f}" if paper and paper.base == base else ""]
-        for results in (scratch, pretrained):
-            try:
-                g = paired_gain(results, base, variant, metric)
-            except (TypeError, ValueError):  # no results, or the pair not run there
-                cells.append("not run")
-                continue
-            verdict = ("real gain" if g["mean"] > 0 else "real loss") if g["real"] else "noise"
-            mixed = (f" ({len(g['mixed_precision'])} of them of mixed precision)"
-                     if g["mixed_precision"] else "")
-            cells.append(f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, "
-                         f"{_pct(g['ci'][1], True)}], {len(g['seeds'])} seeds{mixed}: {verdict}")
-        rows.append([f"{variant} vs {base}", *cells])
-    return rows
+    return [[f"{variant} vs {base}", _paper_cell(experiment, base, variant),
+             *(_pair_reading(results, base, variant, metric)[0]
+               for results in (scratch, pretrained))]
+            for base, variant in experiment.pretrained]
+
+
+def _paper_cell(experiment: Experiment, base: str, variant: str) -> str:
+    paper = experiment.paper.get(variant)
+    return f"{paper.value:+.1f}" if paper and paper.base == base else ""
+
+
+def _pair_reading(results: dict | None, base: str, variant: str,
+                  metric: str) -> tuple[str, str]:
+    """One comparison on one footing: its ``footing_table`` cell (the gain paired by seed,
+    its interval, the seed count and the verdict) and the verdict alone, ``"real gain"``,
+    ``"real loss"``, ``"noise"`` or ``"not run"`` (no results, or the pair not run there)."""
+    try:
+        g = paired_gain(results, base, variant, metric)
+    except (TypeError, ValueError):  # no results, or the pair not run there
+        return "not run", "not run"
+    verdict = ("real gain" if g["mean"] > 0 else "real loss") if g["real"] else "noise"
+    mixed = (f" ({len(g['mixed_precision'])} of them of mixed precision)"
+             if g["mixed_precision"] else "")
+    return (f"{_pct(g['mean'], True)} [{_pct(g['ci'][0], True)}, {_pct(g['ci'][1], True)}], "
+            f"{len(g['seeds'])} seeds{mixed}: {verdict}"), verdict
 
 
 def _footing_header() -> list[str]:
@@ -432,6 +440,34 @@ def footings_overview(chapters, profile: str = "cpu", metric: str = "miou") -> s
             rows.append([f"**chapter {chapter.number}: {experiment.name}**", "", "", ""])
             rows += _footing_rows(experiment, scratch, pretrained, metric)
     return markdown_table(_footing_header(), rows)
+
+
+def footings_tally(chapters, profile: str = "cpu", metric: str = "miou") -> dict[str, str]:
+    """How the chapters' ``pretrained`` comparisons (the rows of ``footings_overview``) read
+    on each footing, as a phrase per footing for the prose: ``{"scratch": ..., "pretrained":
+    ...}``, each e.g. ``"2 real gains, 1 real loss and 5 not distinguishable from zero (1 not
+    run)"``.
+
+    Raises:
+        ValueError: a corrupt results file.
+    """
+    verdicts: dict[str, Counter] = {"scratch": Counter(), "pretrained": Counter()}
+    for chapter in chapters:
+        for experiment in chapter.experiments:
+            scratch, pretrained, _ = load_footings(experiment.name, profile)
+            for base, variant in experiment.pretrained:
+                for footing, results in (("scratch", scratch), ("pretrained", pretrained)):
+                    verdicts[footing][_pair_reading(results, base, variant, metric)[1]] += 1
+    return {footing: _tally_text(counts) for footing, counts in verdicts.items()}
+
+
+def _tally_text(counts: Counter) -> str:
+    words = {"real gain": ("real gain", "real gains"), "real loss": ("real loss", "real losses"),
+             "noise": ("not distinguishable from zero",) * 2}
+    parts = [f"{counts[v]} {one if counts[v] == 1 else many}"
+             for v, (one, many) in words.items()]
+    text = ", ".join(parts[:-1]) + " and " + parts[-1]
+    return text + (f" ({counts['not run']} not run)" if counts["not run"] else "")
 
 
 def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, str]:
