@@ -318,6 +318,12 @@ def test_show_reads_the_footing_at_its_reference_schedule(results, capsys):
     out = capsys.readouterr().out
     assert f"--encoder mobilenet_v2-imagenet --steps {footing_steps()}" in out
     assert "| FPN c2-c5 vs c5 |" in out
+    # chapter 6's experiment is stored on the footing alone: show without it points there
+    with pytest.raises(SystemExit) as err:
+        main(["show", "head-to-head"])
+    assert err.value.code == 1 and capsys.readouterr().err.splitlines()[-1] == (
+        "its stored runs are on the papers' footing: python -m fusionlab experiment show "
+        "head-to-head --profile cpu --footing")
 
 
 def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):

@@ -167,8 +167,9 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     experiment's stored results, in Markdown.
 
     Raises:
-        SystemExit: no stored results for that configuration, or no reference schedule yet
-            for ``--footing`` (status 1, naming what to run); ``--footing`` with ``--steps``,
+        SystemExit: no stored results for that configuration (status 1, naming what to run,
+            and ``--footing`` where the papers' footing holds runs), or no reference schedule
+            yet for ``--footing`` (status 1); ``--footing`` with ``--steps``,
             ``--steps`` below 1 (status 2).
     """
     experiment = get_experiment(args.name)
@@ -192,7 +193,7 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     results = stored_results(args.name, stored_config(profile))
     if results is None:
         parser.exit(1, f"no stored results of {args.name} for this configuration; train them "
-                       f"with: {train}\n")
+                       f"with: {train}\n" + _footing_hint(args))
     pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     pairs += [pair for pair in experiment.pretrained if pair not in pairs]
     pairs = [pair for pair in pairs if shared_seeds(results, *pair)]
@@ -201,6 +202,17 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     print()
     print(gains_table(results, experiment, pairs) if pairs else
           "No paired gain yet: no comparison has both its variants run with one seed.")
+
+
+def _footing_hint(args: argparse.Namespace) -> str:
+    """For ``experiment show`` without ``--footing``: the line that points to the stored runs
+    of the papers' footing, where there are some (chapter 6's experiment has no others)."""
+    steps = footing_steps(args.profile)
+    if args.footing or steps is None or stored_results(args.name, stored_config(
+            footing_profile(get_profile(args.profile), steps))) is None:
+        return ""
+    return (f"its stored runs are on the papers' footing: python -m fusionlab experiment show "
+            f"{args.name} --profile {args.profile} --footing\n")
 
 
 def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
