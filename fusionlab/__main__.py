@@ -34,26 +34,43 @@ from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, 
                                    load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
 from fusionlab.io import atomic_write
-from fusionlab.checkpoints import apply_weights, load_checkpoint
+from fusionlab.checkpoints import apply_weights, check_checkpoint_path, load_checkpoint
 from fusionlab.evaluation import evaluate
 from fusionlab.speed import resolve_device
-from fusionlab.train import seed_everything, train
+from fusionlab.train import check_resumable, seed_everything, train
 from fusionlab.weights import WeightsNotFoundError
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
 
 
+class _ListModels(argparse.Action):
+    """``--list-models`` on the command line or after any command: print the models and their
+    options, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="list the models and their options, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_models_help())
+        parser.exit()
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=sorted(MODELS), default="fpn",
-                        help="the model (python -m fusionlab --list-models lists them)")
-    parser.add_argument("--modules", nargs="*", default=[], metavar="OPTION",
+                        help="the model (default: fpn; --list-models lists them)")
+    parser.add_argument("--list-models", action=_ListModels)
+    parser.add_argument("--modules", nargs="+", default=[], metavar="OPTION",
                         help="model options: NAME or NAME=VALUE, e.g. ss lr dap=conv3x3 "
-                             "levels=c3,c4,c5 (python -m fusionlab --list-models)")
+                             "levels=c3,c4,c5 (--list-models lists them)")
     parser.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
                         help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
@@ -88,8 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"fusionlab {__version__} (torch {torch.__version__})")
-    parser.add_argument("--list-models", action="store_true",
-                        help="list the models and their options, then exit")
+    parser.add_argument("--list-models", action=_ListModels)
     sub = parser.add_subparsers(dest="command")
     p_train = sub.add_parser("train", help="train a model and evaluate it on the validation set")
     _run_options(p_train)
@@ -119,7 +135,7 @@ def _bench(parser, args, options: dict, profile) -> None:
     context = BuildContext(11, profile, SyntheticScenes(16, profile.size))
     try:
         model = build_model(args.model, context, **options)
-    except (ValueError, WeightsNotFoundError) as err:
+    except (ValueError, TypeError, WeightsNotFoundError) as err:  # TypeError: a wrong type
         parser.error(str(err))
     report = {"model": args.model, "options": options, "size": profile.size,
               "params": count_parameters(model),
@@ -133,6 +149,13 @@ def _bench(parser, args, options: dict, profile) -> None:
                              for precision in ("fp32", "bf16")}
         report["training_memory"] = training_memory(model, profile.batch_size, profile.size, 11)
     print(json.dumps(report, indent=1))
+
+
+def _checkpoint_source(checkpoint: str) -> str:
+    """The checkpoint, for an error, with the run record that says how it was trained."""
+    config, _ = run_record_paths(checkpoint)
+    return f"checkpoint {checkpoint}" + (
+        f" (trained by the command in {config})" if config.is_file() else "")
 
 
 def run_record_paths(checkpoint: str | Path) -> tuple[Path, Path]:
@@ -166,30 +189,35 @@ def _write_run_record(argv: list[str], args, options: dict, profile, cfg, data, 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and run the command; errors in the arguments, a missing or foreign
-    checkpoint, data or weights exit with one line naming what was wrong (exit status 2)."""
+    checkpoint (checked before any data is read and, for a checkpoint ``train`` resumes, before
+    training), data or weights exit with one line naming what was wrong (exit status 2)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["experiment"]:
         return experiments_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.list_models:
-        print(_models_help())
-        return
     if args.command is None:
         parser.error("a command is required: train, evaluate, bench or experiment")
     try:
         options = parse_options(args.modules)
         device = resolve_device(args.device) if args.command != "bench" else None
+        profile = with_encoder(get_profile(args.profile), args.encoder)  # $FUSIONLAB_PROFILE
     except ValueError as err:
         parser.error(str(err))
-    profile = with_encoder(get_profile(args.profile), args.encoder)
     if args.command == "bench":
         return _bench(parser, args, options, profile)
-    if args.command == "evaluate":
-        try:  # the checkpoint is checked before any data is read
+    checkpoint = None
+    try:  # the checkpoint is checked before any data is read
+        if args.command == "evaluate":
             checkpoint = load_checkpoint(args.checkpoint)
-        except (FileNotFoundError, ValueError) as err:
-            parser.exit(2, f"error: {err}\n")
+        elif args.checkpoint is not None:
+            check_checkpoint_path(args.checkpoint)
+            if Path(args.checkpoint).is_file():  # a run to resume
+                checkpoint = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if args.command == "train" and args.checkpoint is None and distributed.world().is_main:
+        print("no --checkpoint: the trained weights will not be saved", file=sys.stderr)
     try:
         data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid",
                          require=args.require_data or None)
@@ -202,13 +230,19 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = build_model(args.model, BuildContext(len(data.classes), profile, data.train),
                             **options)
-    except (ValueError, WeightsNotFoundError) as err:
+    except (ValueError, TypeError, WeightsNotFoundError) as err:  # TypeError: a wrong type
         parser.exit(2, f"error: {err}\n")
     if args.command == "train":
         overrides = {"checkpoint": args.checkpoint, "device": str(device)}
         if args.steps:
             overrides["steps"] = args.steps
         cfg = train_config(profile, args.seed, **overrides)
+        if checkpoint is not None:  # resumes only the same model with the same optimisation
+            try:
+                apply_weights(model, checkpoint["model"], _checkpoint_source(args.checkpoint))
+                check_resumable(cfg, checkpoint)
+            except ValueError as err:
+                parser.exit(2, f"error: {err}\n")
         result = train(model, data.train, data.val, cfg)
         metrics = result.metrics
         if not distributed.world().is_main:  # under torchrun the first process reports
@@ -218,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"trained {result.train_seconds:.0f} s")
     else:
         try:
-            apply_weights(model.to(device), checkpoint["model"], f"checkpoint {args.checkpoint}")
+            apply_weights(model.to(device), checkpoint["model"],
+                          _checkpoint_source(args.checkpoint))
         except ValueError as err:
             parser.exit(2, f"error: {err}\n")
         metrics = evaluate(model, data.val, device=device)

@@ -71,8 +71,8 @@ def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None
         source: what the weights come from, for the message (e.g. ``"checkpoint run.pt"``).
 
     Raises:
-        ValueError: weights of another model (counts of missing, unexpected and reshaped
-            keys, with a few names).
+        ValueError: weights of another model, or of the same layers at other sizes (counts
+            of missing, unexpected and reshaped keys, those that occur, with a few names).
     """
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
@@ -82,11 +82,16 @@ def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None
     if missing or unexpected or resized:
         def few(names):
             return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        parts = [f"{len(names)} {what} ({few(names)})" for names, what in (
+            (missing, "missing keys"), (unexpected, "unexpected keys"),
+            (resized, "shapes differ, checkpoint vs model:")) if names]
+        same_layers = not missing and not unexpected  # another width, encoder or option
         raise ValueError(
-            f"{source} holds weights of another model than this {type(model).__name__}: "
-            f"{len(missing)} missing keys ({few(missing)}), {len(unexpected)} unexpected keys "
-            f"({few(unexpected)}), {len(resized)} shapes differ (checkpoint vs model: "
-            f"{few(resized)})")
+            f"{source} holds weights of "
+            + (f"the same layers as this {type(model).__name__} at other sizes, built with "
+               f"other options (another profile's width, encoder or module options?): "
+               if same_layers else f"another model than this {type(model).__name__}: ")
+            + ", ".join(parts))
     model.load_state_dict(weights)
 
 

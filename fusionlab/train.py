@@ -375,23 +375,15 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     """Restore ``run`` and ``model`` from ``run.cfg.checkpoint``.
 
     Raises:
-        ValueError: a ``RESUME_FIELDS`` field differs from the checkpoint's (names the field
-            and both values), a checkpoint of another model or of an older fusionlab without a
-            ``RESUME_FIELDS`` field, an unreadable file. One without the training time (an
+        ValueError: a checkpoint of another model (checked first), a ``RESUME_FIELDS`` field
+            that differs from the checkpoint's or that an older fusionlab's does not record
+            (``check_resumable``), an unreadable file. One without the training time (an
             older fusionlab's) resumes with a warning; the time before it is not counted.
     """
     cfg = run.cfg
     state = load_checkpoint(cfg.checkpoint, device)
-    saved = state.get("config", {})
-    for key in RESUME_FIELDS:
-        if key not in saved:
-            raise ValueError(f"checkpoint {cfg.checkpoint} records no {key} (written by an "
-                             f"older fusionlab); start a new run with another checkpoint file")
-        if saved[key] != getattr(cfg, key):
-            raise ValueError(f"checkpoint {cfg.checkpoint} was written with {key}="
-                             f"{saved[key]!r}, this run has {key}={getattr(cfg, key)!r}; "
-                             f"resume with the same {key} or use another checkpoint file")
     apply_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
+    check_resumable(cfg, state)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
@@ -406,6 +398,25 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     before = list(state.get("commits", ["unknown"]))
     run.commits = before + [c for c in run.commits if before[-1:] != [c]]
     run.log.bar.update(run.step)
+
+
+def check_resumable(cfg: TrainConfig, state: dict) -> None:
+    """Check that checkpoint ``state`` (``load_checkpoint``) continues a run configured as
+    ``cfg``: every ``RESUME_FIELDS`` field the same.
+
+    Raises:
+        ValueError: a field that differs (names it and both values), or that the checkpoint
+            does not record (an older fusionlab's).
+    """
+    saved = state.get("config", {})
+    for key in RESUME_FIELDS:
+        if key not in saved:
+            raise ValueError(f"checkpoint {cfg.checkpoint} records no {key} (written by an "
+                             f"older fusionlab); start a new run with another checkpoint file")
+        if saved[key] != getattr(cfg, key):
+            raise ValueError(f"checkpoint {cfg.checkpoint} was written with {key}="
+                             f"{saved[key]!r}, this run has {key}={getattr(cfg, key)!r}; "
+                             f"resume with the same {key} or use another checkpoint file")
 
 
 def save(run: TrainingState, model: torch.nn.Module, speed: SpeedMode) -> None:

@@ -1,6 +1,7 @@
 """The command line: bench, train, evaluate and bad arguments, on the smoke profile."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -76,8 +77,54 @@ def test_evaluate_refuses_another_models_checkpoint_in_one_line(capsys, tmp_path
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", "--model", "fpn", "--profile", "smoke", "--checkpoint", ckpt])
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert exit_.value.code == 2 and err.startswith(f"error: checkpoint {ckpt} holds weights "
-                                                    "of another model than this FPN")
+    record = tmp_path / "fcn.config.json"  # the command that trained it, written beside it
+    assert exit_.value.code == 2 and err.startswith(
+        f"error: checkpoint {ckpt} (trained by the command in {record}) holds weights of "
+        "another model than this FPN: ")
+    assert not re.search(r"\b0 (missing|unexpected|shapes)", err)  # only those that occur
+    # the same model at another width: the same layers, other sizes, and a hint at the options
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", "fcn", "--profile", "cpu", "--checkpoint", ckpt])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "holds weights of the same layers as this FCN at other sizes" in err
+    assert "shapes differ" in err and "missing keys" not in err
+
+
+def test_train_checks_a_checkpoint_before_data_and_before_training(capsys, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    ckpt = str(tmp_path / "fcn.pt")
+    main(["train", "--model", "fcn", "--profile", "smoke", "--steps", "1", "--checkpoint", ckpt])
+    capsys.readouterr()
+    def trains(*args, **kwargs):
+        raise RuntimeError("training began")
+
+    monkeypatch.setattr("fusionlab.__main__.train", trains)
+    for argv, message in (
+            (["--model", "fpn", "--checkpoint", ckpt], "of another model than this FPN"),
+            (["--model", "fcn", "--steps", "2", "--checkpoint", ckpt],
+             "was written with steps=1, this run has steps=2"),
+            (["--checkpoint", str(tmp_path)], "is a folder"),
+            (["--modules", "dfp=maybe", "--model", "gff"], "dfp must be a bool")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--profile", "smoke", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and message in err[-1], err
+        assert not any(line.startswith("Traceback") for line in err)
+    # none of them began training; without --checkpoint, the trained weights are lost: it
+    # says so before training
+    with pytest.raises(RuntimeError, match="training began"):
+        main(["train", "--model", "fcn", "--profile", "smoke"])
+    assert "no --checkpoint: the trained weights will not be saved" in capsys.readouterr().err
+    for argv, message in ((["--modules"], "expected at least one argument"),
+                          (["--steps", "abc"], "must be a positive integer, got 'abc'")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", *argv])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # after a command too, as its help says
+        main(["train", "--list-models"])
+    assert exit_.value.code == 0 and "fpn: FPN" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("modules, expected", [

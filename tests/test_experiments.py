@@ -308,7 +308,8 @@ def test_runner_writes_resumes_and_records_provenance(tmp_path, no_camvid):
                                         "threads", "command"}
     assert first["train_size"] == list(profile.size) and first["eval_size"] == [list(profile.size)]
     assert first["variants"] == variant_definitions(EXPERIMENTS["fusion-levels"])
-    assert "seeds 0" in provenance_line(first)
+    assert f"profile `smoke`, {profile.steps} steps on the `resnet` encoder, seeds 0;" in (
+        provenance_line(first))
     trained_at = PRECISION_NAMES[first["runs"][0]["speed"]["precision"]]
     # the command trains at the file's precision whatever the machine's default, and only
     # the variants the file holds, named in table order and quoted for the shell

@@ -321,9 +321,9 @@ def test_show_reads_the_footing_at_its_reference_schedule(results, capsys):
     # chapter 6's experiment is stored on the footing alone: show without it points there
     with pytest.raises(SystemExit) as err:
         main(["show", "head-to-head"])
-    assert err.value.code == 1 and capsys.readouterr().err.splitlines()[-1] == (
-        "its stored runs are on the papers' footing: python -m fusionlab experiment show "
-        "head-to-head --profile cpu --footing")
+    assert err.value.code == 1 and capsys.readouterr().err.splitlines()[0] == (
+        "runs of head-to-head are stored on the papers' footing: python -m fusionlab "
+        "experiment show head-to-head --profile cpu --footing")
 
 
 def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):
@@ -332,3 +332,10 @@ def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):
     row = results_table(one).splitlines()[-1]
     assert row == f"| c5 | 1 | {100 * one['summary']['c5']['miou']['mean']:.1f} | " + " | ".join(
         f"{100 * one['summary']['c5'][m]['mean']:.1f}" for m in ("thin_iou", "boundary_f")) + " |"
+
+
+def test_merge_of_a_folder_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["merge", "gff", str(tmp_path), "--out", str(tmp_path / "merged.json")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and str(tmp_path) in lines[0]

@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every variant for every seed")
     run.add_argument("name", choices=sorted(EXPERIMENTS))
-    run.add_argument("--profile", choices=sorted(PROFILES), default=None)
-    run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    run.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                     help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
+    run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                     help="default: 0 1 2")
     run.add_argument("--variants", nargs="+", default=None, help="a subset of the variants")
     run.add_argument("--out", type=Path, default=None, help="results file (default: the book's)")
     run.add_argument("--steps", type=int, default=None,
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     show = sub.add_parser("show", help="print an experiment's stored results and its gains "
                           "paired by seed (Markdown)")
     show.add_argument("name", choices=sorted(EXPERIMENTS))
-    show.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    show.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
+                      help="default: cpu, the profile of the book's reference results (not "
+                           "$FUSIONLAB_PROFILE: a run of another profile is shown with its "
+                           "--profile)")
     where = show.add_mutually_exclusive_group()
     where.add_argument("--footing", action="store_true",
                        help="the runs on the papers' footing: the ImageNet encoder at the "
@@ -92,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                           help="CPU cores preparing the images (default: %(default)s)")
     queue = sub.add_parser("queue", help="train the reference runs the papers' footing still "
                            "lacks (ImageNet encoder), a few processes at a time, merging each")
-    queue.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    queue.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
+                       help="default: cpu, the profile of the book's reference results")
     queue.add_argument("--steps", type=int, default=None,
                        help="training steps per run (default: the reference schedule settled "
                             "by chapter 1's learning curve)")
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                                      require_data=args.require_data or None,
                                      borrowed_only=args.borrowed_only,
                                      checkpoints=args.checkpoints, precision=args.precision)
-    except (ValueError, FileNotFoundError) as err:  # DataNotFoundError, WeightsNotFoundError
+    except (ValueError, OSError) as err:  # DataNotFoundError, WeightsNotFoundError, a folder
         parser.exit(2, f"error: {err}\n")
     if not distributed.world().is_main:  # one summary, from the first process of torchrun's
         return
@@ -192,8 +198,8 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
                           *(["--encoder", encoder] if encoder else [])])
     results = stored_results(args.name, stored_config(profile))
     if results is None:
-        parser.exit(1, f"no stored results of {args.name} for this configuration; train them "
-                       f"with: {train}\n" + _footing_hint(args))
+        parser.exit(1, _footing_hint(args) + f"no stored results of {args.name} for this "
+                       f"configuration; train them with: {train}\n")
     pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     pairs += [pair for pair in experiment.pretrained if pair not in pairs]
     pairs = [pair for pair in pairs if shared_seeds(results, *pair)]
@@ -211,8 +217,8 @@ def _footing_hint(args: argparse.Namespace) -> str:
     if args.footing or steps is None or stored_results(args.name, stored_config(
             footing_profile(get_profile(args.profile), steps))) is None:
         return ""
-    return (f"its stored runs are on the papers' footing: python -m fusionlab experiment show "
-            f"{args.name} --profile {args.profile} --footing\n")
+    return (f"runs of {args.name} are stored on the papers' footing: python -m fusionlab "
+            f"experiment show {args.name} --profile {args.profile} --footing\n")
 
 
 def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

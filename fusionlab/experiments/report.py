@@ -23,7 +23,7 @@ from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
 from fusionlab.experiments.stats import (CONFIDENCE, paired_gain, precision_effect, run_precision,
                                          shared_seeds)
-from fusionlab.experiments.store import provenance_commits
+from fusionlab.experiments.store import provenance_commits, with_defaults
 from fusionlab.losses import SegmentationLoss
 from fusionlab.models.base import SegmentationModel
 from fusionlab.notebook import markdown_table
@@ -494,7 +494,8 @@ def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, 
 
 
 def provenance_line(results: dict) -> str:
-    """One sentence saying where the reference results come from: data, profile, seeds, sizes,
+    """One sentence saying where the reference results come from: data, profile, steps,
+    encoder, seeds, sizes,
     device, threads, torch, autocast precision (how many runs in each where they differ),
     commits, minutes of training and the command; for a file with runs
     borrowed from other experiments (``Experiment.borrowed``), how many and from which, whose
@@ -520,7 +521,9 @@ def provenance_line(results: dict) -> str:
             f"{p['wall_seconds'] / 60:.0f} min of its own runs in all, {len(borrowed)} of its "
             f"{len(results['runs'])} runs borrowed from the stored results of "
             f"{', '.join(dict.fromkeys(borrowed))}, where their commits and times are")
-    return (f"Reference results: {results['data']}, profile `{results['profile']}`, seeds "
+    config = with_defaults(results["profile_config"])  # the schedule and encoder of its runs
+    return (f"Reference results: {results['data']}, profile `{results['profile']}`, "
+            f"{config['steps']} steps on the `{config['encoder']}` encoder, seeds "
             f"{seeds}; trained at {train_h} x {train_w} pixels, validation labels scored at "
             f"{scored}; {p['device']}, {threads} thread(s) per run, torch {p['torch']}, "
             f"{autocast}commit(s) {commits}, {runs}; made by `{p['command']}`.")
