@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {err}\n")
     if args.command == "train" and args.checkpoint is None and distributed.world().is_main:
         print("no --checkpoint: the trained weights will not be saved", file=sys.stderr)
+    if args.data is not None and (Path(args.data) / "train.txt").is_file():
+        parser.exit(2, f"error: --data {args.data} holds CamVid itself; --data names the folder "
+                       f"that holds it as camvid/ (the same as FUSIONLAB_DATA)\n")
     try:
         data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid",
                          require=args.require_data or None)

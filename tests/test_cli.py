@@ -92,6 +92,9 @@ def test_evaluate_refuses_another_models_checkpoint_in_one_line(capsys, tmp_path
 
 def test_train_checks_a_checkpoint_before_data_and_before_training(capsys, tmp_path,
                                                                     monkeypatch):
+    camvid_fixture = tmp_path / "camvid"
+    camvid_fixture.mkdir()
+    (camvid_fixture / "train.txt").write_text("")  # a CamVid folder, as --data would not take
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
     ckpt = str(tmp_path / "fcn.pt")
@@ -112,6 +115,9 @@ def test_train_checks_a_checkpoint_before_data_and_before_training(capsys, tmp_p
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_.value.code == 2 and message in err[-1], err
         assert not any(line.startswith("Traceback") for line in err)
+    with pytest.raises(SystemExit) as exit_:  # --data names the folder holding camvid/
+        main(["train", "--profile", "smoke", "--data", str(camvid_fixture)])
+    assert exit_.value.code == 2 and "holds CamVid itself" in capsys.readouterr().err
     # none of them began training; without --checkpoint, the trained weights are lost: it
     # says so before training
     with pytest.raises(RuntimeError, match="training began"):
@@ -152,8 +158,10 @@ def test_every_option_type_reaches_the_builder(capsys, model, modules, expected)
 
 
 def test_list_models_version_and_plain_help(capsys):
-    main(["--list-models"])
+    with pytest.raises(SystemExit) as exit_:  # like --version: print, then exit 0
+        main(["--list-models"])
     listed = capsys.readouterr().out
+    assert exit_.value.code == 0
     assert "fpn: FPN" in listed and "    levels: encoder levels fused" in listed
     with pytest.raises(SystemExit):
         main(["--version"])

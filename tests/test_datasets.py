@@ -223,6 +223,17 @@ def test_root_lookup_order(tmp_path, monkeypatch, fixture_root):
     assert CamVid.candidate_roots() == [fixture_root, cache_dir() / "camvid"]
 
 
+def test_data_naming_the_camvid_folder_itself_says_so_and_downloads_nothing(
+        monkeypatch, fixture_root):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(fixture_root))  # not the folder holding it
+    monkeypatch.setattr(camvid_module, "download_camvid",
+                        lambda *a, **k: pytest.fail("downloaded despite a local copy"))
+    with pytest.raises(DataNotFoundError, match=(
+            f"FUSIONLAB_DATA={fixture_root} holds CamVid itself.*"
+            f"set FUSIONLAB_DATA={fixture_root.parent} ")):
+        CamVid.find_root(None, download=True)
+
+
 @pytest.mark.parametrize("make", ["missing", "empty folder", "a file"])
 def test_explicit_root_is_authoritative(tmp_path, monkeypatch, fixture_root, make):
     """A valid $FUSIONLAB_DATA, a cached copy and a download are all available; none is used."""

@@ -165,8 +165,9 @@ class CamVid(ArraySegmentation):
         explicit ``root`` is returned as given or refused, never replaced or downloaded into.
 
         Raises:
-            DataNotFoundError: names the explicit root and what it lacks, or every place tried
-                and how to get the data.
+            DataNotFoundError: names the explicit root and what it lacks, a ``FUSIONLAB_DATA``
+                that names the CamVid folder itself (not the folder holding it), or every
+                place tried and how to get the data.
         """
         if root is not None:
             root = Path(root)
@@ -185,6 +186,13 @@ class CamVid(ArraySegmentation):
         for place in places:
             if _has_layout(place):
                 return place
+        named = Path(os.environ.get("FUSIONLAB_DATA") or places[0])
+        if os.environ.get("FUSIONLAB_DATA") and _has_layout(named):  # the CamVid folder itself
+            raise DataNotFoundError(
+                f"FUSIONLAB_DATA={named} holds CamVid itself (train.txt, val.txt, test.txt); "
+                f"it names the folder that holds it as 'camvid/': set "
+                f"FUSIONLAB_DATA={named.parent} if that is its name there, else move or "
+                f"link it to {named / 'camvid'}")
         problem = "downloading was not allowed (download=False)"
         if download:
             try:
