@@ -439,7 +439,7 @@ class GFFNet(SegmentationModel):
             raise TypeError(f"dfp must be a bool, got {type(dfp).__name__}")
         if dfp and fusion is None:
             raise ValueError("dfp=True needs a fusion: fusion=None is the PSPNet baseline, "
-                             "which has no levels for the DFP")
+                             "which has no levels for the DFP; pass dfp=False with it")
         if fusion != "gff" and (gate_channels != 1 or order != "parallel"):
             raise ValueError(f"gate_channels and order apply to fusion='gff' only, got "
                              f"fusion={fusion!r}, gate_channels={gate_channels}, "

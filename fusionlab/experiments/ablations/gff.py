@@ -62,7 +62,7 @@ def build_gffnet(ctx: BuildContext, output_stride: int | None = None, fusion: st
 
 MODEL_OPTIONS = {
     "output_stride": "8 (the paper), 16 or 32; default per profile (smoke/cpu 16, gpu 8)",
-    "fusion": "gff (default), sum, concat, fpn, or none (the PSPNet baseline)",
+    "fusion": "gff (default), sum, concat, fpn, or none (the PSPNet baseline, with dfp=false)",
     "dfp": "dense feature pyramid (default true; dfp=false for the plain concatenation)",
     "gate_channels": "channels of each gate map: 1 (default, the paper's Fig. 2) or C",
     "order": "parallel (the paper's formula) or sequential (the released code, in place)",
@@ -103,8 +103,8 @@ the released code's sequential, in-place order against the paper's parallel form
 headline compares the PSPNet baseline with the full network."""
 
 MODELS = {"gff": ModelSpec(build_gffnet, MODEL_OPTIONS, "PSPNet with Gated Fully Fusion and the "
-                                                      "Dense Feature Pyramid (fusion=none: "
-                                                      "PSPNet)")}
+                                                      "Dense Feature Pyramid (fusion=none "
+                                                      "dfp=false: PSPNet)")}
 """GFFNet and its baseline for the builder table."""
 
 CHAPTER = Chapter(3, "03-gff", "Gating: Gated Fully Fusion", ("1904.01803",), (GFF,),
