@@ -14,23 +14,17 @@ from fusionlab.experiments.cli import main
 from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.profiles import train_config
 from fusionlab.experiments.queue import (FIRST_SEEDS, REFERENCE_PRECISION, SEEDS, Job,
-                                         footing_jobs, footing_profile, job_command,
+                                         configuration_dir, footing_jobs, footing_profile, job_command,
                                          merge_part, pending_jobs, refresh_borrowers,
                                          run_queue)
 from fusionlab.experiments.report import results_table
-from fusionlab.experiments.store import (configuration_name, departures, stored_config,
-                                         stored_path)
+from fusionlab.experiments.store import stored_path
 
 
 @pytest.fixture
 def no_camvid(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
-
-
-def folder_of(work, profile):
-    """The queue's folder in ``work`` for ``profile``'s configuration."""
-    return work / configuration_name(profile.name, *departures(stored_config(profile)))
 
 
 @pytest.fixture
@@ -111,7 +105,7 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
         assert [(r["variant"], r["seed"]) for r in stored["runs"]] == [(job.variant, job.seed)]
         assert stored["provenance"]["threads"] == [1]                 # one thread per process
         assert stored["runs"][0]["speed"]["precision"] == REFERENCE_PRECISION   # pinned
-        work = folder_of(tmp_path / "work", profile)
+        work = configuration_dir(tmp_path / "work", profile)
         assert work.name == "smoke-mobilenet_v2-3steps"
         assert (work / f"{job.slug}.log").read_text().startswith(
             f"{job_command(job, profile, work / (job.slug + '.json'), False)[0]}")
@@ -126,7 +120,7 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     # anything (here a run that fails at once), and removes a checkpoint the run left
     stored = stored_path("dupsampling", profile)
     stored.unlink()
-    left = folder_of(tmp_path / "work", profile) / "checkpoints" / "x" / f"{jobs[1].slug}.pt"
+    left = configuration_dir(tmp_path / "work", profile) / "checkpoints" / "x" / f"{jobs[1].slug}.pt"
     left.parent.mkdir(parents=True)
     left.write_bytes(b"a checkpoint")
     lines.clear()
@@ -194,7 +188,7 @@ def test_a_run_stopped_halfway_resumes_first_from_its_checkpoint(tmp_path, resul
                                                                  monkeypatch):
     profile = with_encoder(dataclasses.replace(PROFILES["smoke"], steps=3), "mobilenet_v2")
     job, other = Job("fusion-levels", "c5", 0), Job("fusion-levels", "FPN c4-c5", 0)
-    work = folder_of(tmp_path / "work", profile)
+    work = configuration_dir(tmp_path / "work", profile)
     # a run stopped after its checkpoint of step 2, as a killed process leaves it
     monkeypatch.setattr(runner, "train_config",
                         lambda *a, **kw: train_config(*a, checkpoint_every=2, **kw))
@@ -247,7 +241,7 @@ def test_a_failed_run_is_reported_and_the_queue_goes_on(tmp_path, results, no_ca
                        poll_seconds=0.2, say=lines.append)
     assert status == {bad: 2}                                   # the CLI's error status
     assert lines[-1].startswith("FAILED gff | no such variant | seed 0: exit 2")
-    log = folder_of(tmp_path / "work", profile) / f"{bad.slug}.log"
+    log = configuration_dir(tmp_path / "work", profile) / f"{bad.slug}.log"
     assert "unknown variants" in log.read_text()
     assert not stored_path("gff", profile).exists()
     with pytest.raises(ValueError, match="at least 1"):
@@ -264,13 +258,13 @@ def test_an_interrupted_queue_stops_its_runs(tmp_path, results, no_camvid):
 
     with pytest.raises(KeyboardInterrupt):
         run_queue([job], profile, tmp_path / "work", require_data=False, say=interrupt)
-    part = folder_of(tmp_path / "work", profile) / f"{job.slug}.json"
+    part = configuration_dir(tmp_path / "work", profile) / f"{job.slug}.json"
     alive = subprocess.run(["pgrep", "-f", str(part)], capture_output=True)
     assert alive.returncode == 1                                 # no process left behind
     assert not part.exists() and pending_jobs([job], profile) == [job]
 
 
-def test_the_command_line_lists_what_is_missing(results, capsys):
+def test_the_command_line_lists_what_is_missing(results, capsys, tmp_path):
     # no results at 1234 steps, neither here nor in the package: every run is missing
     main(["queue", "--steps", "1234", "--list", "--experiments", "dupsampling"])
     out = capsys.readouterr().out.splitlines()
@@ -278,6 +272,17 @@ def test_the_command_line_lists_what_is_missing(results, capsys):
     assert out[1] == "  dupsampling | bilinear, OS 16 | seed 0"
     assert out[2] == "  dupsampling | DUpsampling, OS 16 | seed 0"
     assert len(out) == 16                          # 3 variants x 5 seeds
+    # a run begun in --work-dir says how far it got
+    profile = footing_profile(PROFILES["cpu"], 1234)
+    job = Job("dupsampling", "bilinear, OS 16", 0)
+    begun = configuration_dir(tmp_path / "work", profile) / "checkpoints" / "x" / f"{job.slug}.pt"
+    begun.parent.mkdir(parents=True)
+    torch.save({"model": {}, "step": 300}, begun)
+    main(["queue", "--steps", "1234", "--list", "--experiments", "dupsampling",
+          "--work-dir", str(tmp_path / "work")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "  dupsampling | bilinear, OS 16 | seed 0 (checkpoint at step 300)"
+    assert out[2] == "  dupsampling | DUpsampling, OS 16 | seed 0"    # not begun
     with pytest.raises(SystemExit):
         main(["queue", "--experiments", "sfnet"])
 

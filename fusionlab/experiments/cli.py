@@ -15,8 +15,9 @@ from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
 from fusionlab.experiments.profiles import (ENCODERS, PROFILES, Profile, get_profile,
                                             with_encoder)
-from fusionlab.experiments.queue import (REFERENCE_PRECISION, SEEDS, footing_jobs,
-                                         footing_profile, pending_jobs, run_queue)
+from fusionlab.experiments.queue import (REFERENCE_PRECISION, SEEDS, configuration_dir,
+                                         footing_jobs, footing_profile, job_progress,
+                                         pending_jobs, run_queue)
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.report import gains_table, provenance_line, results_table
 from fusionlab.experiments.stats import shared_seeds
@@ -237,9 +238,12 @@ def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     jobs = pending_jobs(footing_jobs(args.seeds, args.experiments), profile, args.precision)
     print(f"{len(jobs)} runs missing at {steps} steps on the ImageNet encoder "
           f"({args.profile} profile)")
-    if args.list:
+    if args.list:  # with how far each got in --work-dir (a queue may be training it now)
+        folder = configuration_dir(args.work_dir, profile)
         for job in jobs:
-            print(f"  {job.experiment} | {job.variant} | seed {job.seed}")
+            progress = job_progress(job, folder)
+            print(f"  {job.experiment} | {job.variant} | seed {job.seed}"
+                  + (f" ({progress})" if progress else ""))
         return
     # SIGTERM ends the queue as Ctrl-C does: its runs in flight stop with it
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

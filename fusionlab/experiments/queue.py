@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import fusionlab
+from fusionlab.checkpoints import load_checkpoint
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.curves import IMAGENET
 from fusionlab.experiments.profiles import Profile, with_encoder
@@ -192,6 +193,39 @@ def refresh_borrowers(name: str | None, profile: Profile, seeds=SEEDS,
     return borrowers
 
 
+def configuration_dir(work_dir: Path, profile: Profile) -> Path:
+    """The folder of ``work_dir`` that holds the jobs of ``profile``'s configuration
+    (``store.configuration_name``, e.g. ``cpu-mobilenet_v2-imagenet-3000steps``)."""
+    return Path(work_dir) / configuration_name(profile.name, *departures(stored_config(profile)))
+
+
+def is_trained(job: Job, folder: Path) -> bool:
+    """Whether ``job``'s run is in its results file in ``folder`` (``configuration_dir``),
+    waiting to be merged."""
+    part = folder / f"{job.slug}.json"
+    return part.is_file() and _run_of(job, read_results(part)) is not None
+
+
+def saved_checkpoints(job: Job, folder: Path) -> list[Path]:
+    """``job``'s checkpoint in ``folder`` (``configuration_dir``), on CamVid or synthetic
+    scenes: empty for a job not begun or already stored."""
+    return list((folder / "checkpoints").glob(f"*/{job.slug}.pt"))
+
+
+def job_progress(job: Job, folder: Path) -> str:
+    """How far a missing ``job`` got in ``folder`` (``configuration_dir``), for
+    ``experiment queue --list``: ``"trained, not merged yet"``, ``"checkpoint at step N"``
+    (the step its next run resumes from), or ``""`` for a job not begun.
+
+    Raises:
+        ValueError: an unreadable checkpoint (``load_checkpoint``).
+    """
+    if is_trained(job, folder):
+        return "trained, not merged yet"
+    steps = [load_checkpoint(path)["step"] for path in saved_checkpoints(job, folder)]
+    return f"checkpoint at step {max(steps)}" if steps else ""
+
+
 def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 2,
               threads: int = 1, require_data: bool = True, poll_seconds: float = 5.0,
               say=print, precision: str = REFERENCE_PRECISION) -> dict[Job, int]:
@@ -229,8 +263,7 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
-    work_dir = Path(work_dir) / configuration_name(profile.name,
-                                                   *departures(stored_config(profile)))
+    work_dir = configuration_dir(work_dir, profile)
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = work_dir / "checkpoints"
     package_root = str(Path(fusionlab.__file__).resolve().parents[1])
@@ -242,12 +275,11 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
 
     seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
 
-    def trained(job: Job) -> bool:  # its run is in its results file, waiting to be merged
-        part = work_dir / f"{job.slug}.json"
-        return part.is_file() and _run_of(job, read_results(part)) is not None
+    def trained(job: Job) -> bool:
+        return is_trained(job, work_dir)
 
-    def saved(job: Job) -> list[Path]:  # its checkpoint, on CamVid or synthetic scenes
-        return list(checkpoints.glob(f"*/{job.slug}.pt"))
+    def saved(job: Job) -> list[Path]:
+        return saved_checkpoints(job, work_dir)
 
     # the copies a queue stopped between a merge and its copy did not make
     refresh_borrowers(None, profile, seeds, require_data, precision)
