@@ -30,11 +30,13 @@ from fusionlab import __version__, distributed
 from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
                              training_speed)
 from fusionlab.datasets import DataNotFoundError, SyntheticScenes
+from fusionlab.datasets.camvid import holds_camvid
 from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, get_profile,
                                    load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
 from fusionlab.io import atomic_write
-from fusionlab.checkpoints import apply_weights, check_checkpoint_path, load_checkpoint
+from fusionlab.checkpoints import (apply_weights, check_checkpoint_path, check_weights,
+                                   load_checkpoint)
 from fusionlab.evaluation import evaluate
 from fusionlab.speed import resolve_device
 from fusionlab.train import check_resumable, seed_everything, train
@@ -52,8 +54,8 @@ def _positive(text: str) -> int:
 
 
 class _ListModels(argparse.Action):
-    """``--list-models`` on the command line or after any command: print the models and their
-    options, then exit."""
+    """``--list-models`` on its own or after ``train``, ``evaluate`` or ``bench``: print the
+    models and their options, then exit."""
 
     def __init__(self, option_strings, dest, **kwargs):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
@@ -216,17 +218,17 @@ def main(argv: list[str] | None = None) -> None:
                 checkpoint = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
         parser.exit(2, f"error: {err}\n")
-    if args.command == "train" and args.checkpoint is None and distributed.world().is_main:
+    if args.command == "train" and args.checkpoint is None and distributed.launched_main():
         print("no --checkpoint: the trained weights will not be saved", file=sys.stderr)
-    if args.data is not None and (Path(args.data) / "train.txt").is_file():
-        parser.exit(2, f"error: --data {args.data} holds CamVid itself; --data names the folder "
-                       f"that holds it as camvid/ (the same as FUSIONLAB_DATA)\n")
     try:
         data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid",
                          require=args.require_data or None)
     except DataNotFoundError as err:
         where = f"--data {args.data}: " if args.data else ""
-        parser.exit(2, f"error: {where}{err}\n")
+        itself = (f"\n{args.data} holds CamVid itself: --data names the folder that holds it "
+                  f"as camvid/, as FUSIONLAB_DATA does" if args.data is not None
+                  and holds_camvid(Path(args.data)) else "")
+        parser.exit(2, f"error: {where}{err}{itself}\n")
     if data.is_fallback:
         print(data.banner(), file=sys.stderr)
     seed_everything(getattr(args, "seed", 0))
@@ -242,10 +244,11 @@ def main(argv: list[str] | None = None) -> None:
         cfg = train_config(profile, args.seed, **overrides)
         if checkpoint is not None:  # resumes only the same model with the same optimisation
             try:
-                apply_weights(model, checkpoint["model"], _checkpoint_source(args.checkpoint))
-                check_resumable(cfg, checkpoint)
+                check_weights(model, checkpoint["model"], _checkpoint_source(args.checkpoint))
+                check_resumable(model, cfg, checkpoint)
             except ValueError as err:
                 parser.exit(2, f"error: {err}\n")
+            del checkpoint  # train reads it again, onto its device
         result = train(model, data.train, data.val, cfg)
         metrics = result.metrics
         if not distributed.world().is_main:  # under torchrun the first process reports

@@ -64,15 +64,15 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     return state
 
 
-def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None:
-    """``model.load_state_dict(weights)``, or a short error with counts and a few names.
+def check_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None:
+    """Check that ``weights`` fit ``model`` exactly, without loading them.
 
     Args:
         source: what the weights come from, for the message (e.g. ``"checkpoint run.pt"``).
 
     Raises:
-        ValueError: weights of another model, or of the same layers at other sizes (counts
-            of missing, unexpected and reshaped keys, those that occur, with a few names).
+        ValueError: weights of another model, or of the same layers at other sizes (the counts
+            of missing, unexpected and reshaped keys that occur, with a few names each).
     """
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
@@ -84,7 +84,7 @@ def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None
             return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         parts = [f"{len(names)} {what} ({few(names)})" for names, what in (
             (missing, "missing keys"), (unexpected, "unexpected keys"),
-            (resized, "shapes differ, checkpoint vs model:")) if names]
+            (resized, "shapes differ, checkpoint vs model,")) if names]
         same_layers = not missing and not unexpected  # another width, encoder or option
         raise ValueError(
             f"{source} holds weights of "
@@ -92,6 +92,16 @@ def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None
                f"other options (another profile's width, encoder or module options?): "
                if same_layers else f"another model than this {type(model).__name__}: ")
             + ", ".join(parts))
+
+
+def apply_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None:
+    """``model.load_state_dict(weights)`` after ``check_weights``: nothing is loaded unless
+    every weight fits.
+
+    Raises:
+        ValueError: see ``check_weights``.
+    """
+    check_weights(model, weights, source)
     model.load_state_dict(weights)
 
 
@@ -102,8 +112,8 @@ def load_model_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
         the whole checkpoint (``"step"``, ``"config"``, ...).
 
     Raises:
-        FileNotFoundError, ValueError: see ``load_checkpoint``; ValueError: weights of another
-            model (counts of missing, unexpected and reshaped keys, with a few names).
+        FileNotFoundError, ValueError: see ``load_checkpoint``; ValueError: weights that do
+            not fit (``check_weights``).
     """
     device = next(model.parameters()).device
     state = load_checkpoint(path, device)

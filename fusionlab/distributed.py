@@ -48,6 +48,13 @@ def world() -> World:
     return World()
 
 
+def launched_main() -> bool:
+    """Whether this process is the first of a ``torchrun`` launch (``RANK`` 0) or was not
+    launched by ``torchrun``: readable before ``connect``, where ``world()`` still says one
+    process."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def connect(device_type: str) -> World:
     """Join the process group when torchrun started several processes (its ``WORLD_SIZE``
     above 1): NCCL for CUDA, Gloo for the CPU; a no-op for one process or when connected.

@@ -32,8 +32,8 @@ def git_commit() -> str:
                              capture_output=True, text=True, check=True).stdout.strip()
         if Path(top).resolve() != root:  # installed inside another repository: not ours
             return "unknown"
-        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", "fusionlab",
-                                f":!fusionlab/{RESULTS}"], cwd=root,
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--",
+                                "fusionlab", f":!fusionlab/{RESULTS}"], cwd=root,
                                capture_output=True, text=True).stdout.strip()
         return commit + ("+uncommitted-library-changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from fusionlab import distributed
-from fusionlab.checkpoints import (apply_weights, check_checkpoint_path, load_checkpoint,
+from fusionlab.checkpoints import (check_checkpoint_path, check_weights, load_checkpoint,
                                    save_checkpoint)
 from fusionlab.distributed import World
 from fusionlab.evaluation import Indexed, check_images, evaluate
@@ -377,13 +377,14 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     Raises:
         ValueError: a checkpoint of another model (checked first), a ``RESUME_FIELDS`` field
             that differs from the checkpoint's or that an older fusionlab's does not record
-            (``check_resumable``), an unreadable file. One without the training time (an
-            older fusionlab's) resumes with a warning; the time before it is not counted.
+            (``check_resumable``: the model is left as it was), an unreadable file. One
+            without the training time (an older fusionlab's) resumes with a warning; the time
+            before it is not counted.
     """
     cfg = run.cfg
     state = load_checkpoint(cfg.checkpoint, device)
-    apply_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
-    check_resumable(cfg, state)
+    check_resumable(model, cfg, state)  # before anything is loaded into the model
+    model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
@@ -400,14 +401,16 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     run.log.bar.update(run.step)
 
 
-def check_resumable(cfg: TrainConfig, state: dict) -> None:
-    """Check that checkpoint ``state`` (``load_checkpoint``) continues a run configured as
-    ``cfg``: every ``RESUME_FIELDS`` field the same.
+def check_resumable(model: torch.nn.Module, cfg: TrainConfig, state: dict) -> None:
+    """Check, without loading anything, that checkpoint ``state`` (``load_checkpoint``)
+    continues a run of ``model`` configured as ``cfg``: weights that fit the model
+    (``check_weights``, checked first), every ``RESUME_FIELDS`` field the same.
 
     Raises:
-        ValueError: a field that differs (names it and both values), or that the checkpoint
-            does not record (an older fusionlab's).
+        ValueError: weights of another model; a field that differs (names it and both
+            values), or that the checkpoint does not record (an older fusionlab's).
     """
+    check_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
     saved = state.get("config", {})
     for key in RESUME_FIELDS:
         if key not in saved:

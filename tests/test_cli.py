@@ -92,23 +92,40 @@ def test_evaluate_refuses_another_models_checkpoint_in_one_line(capsys, tmp_path
 
 def test_train_checks_a_checkpoint_before_data_and_before_training(capsys, tmp_path,
                                                                     monkeypatch):
-    camvid_fixture = tmp_path / "camvid"
+    camvid_fixture = tmp_path / "camvid"   # a CamVid folder, which --data does not take
     camvid_fixture.mkdir()
-    (camvid_fixture / "train.txt").write_text("")  # a CamVid folder, as --data would not take
+    for split in ("train", "val", "test"):
+        (camvid_fixture / f"{split}.txt").write_text("")
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
     ckpt = str(tmp_path / "fcn.pt")
     main(["train", "--model", "fcn", "--profile", "smoke", "--steps", "1", "--checkpoint", ckpt])
     capsys.readouterr()
+    main(["train", "--model", "fcn", "--profile", "smoke", "--steps", "1", "--checkpoint", ckpt])
+    assert "SyntheticScenes val: mIoU" in capsys.readouterr().out  # a valid resume goes on
+
     def trains(*args, **kwargs):
         raise RuntimeError("training began")
 
+    def reads(*args, **kwargs):
+        raise RuntimeError("data was read")
+
+    monkeypatch.setattr("fusionlab.__main__.train", trains)
+    monkeypatch.setattr("fusionlab.__main__.load_data", reads)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    for path, message in ((tmp_path, "is a folder"), (garbage, "not a readable fusionlab")):
+        with pytest.raises(SystemExit) as exit_:  # refused before any data is read
+            main(["train", "--profile", "smoke", "--checkpoint", str(path)])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
     monkeypatch.setattr("fusionlab.__main__.train", trains)
     for argv, message in (
             (["--model", "fpn", "--checkpoint", ckpt], "of another model than this FPN"),
             (["--model", "fcn", "--steps", "2", "--checkpoint", ckpt],
              "was written with steps=1, this run has steps=2"),
-            (["--checkpoint", str(tmp_path)], "is a folder"),
             (["--modules", "dfp=maybe", "--model", "gff"], "dfp must be a bool")):
         with pytest.raises(SystemExit) as exit_:
             main(["train", "--profile", "smoke", *argv])

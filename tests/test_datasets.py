@@ -1,5 +1,6 @@
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -8,9 +9,10 @@ import pytest
 import torch
 
 from fusionlab import IGNORE_INDEX
-from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
+from fusionlab.datasets import CamVid, DataMisplacedError, DataNotFoundError, SyntheticScenes
 from fusionlab.datasets import camvid as camvid_module
 from fusionlab.datasets.base import ArraySegmentation, spread_samples
+from fusionlab.experiments import PROFILES, load_data
 from fusionlab.io import cache_dir
 from fusionlab.datasets.transforms import random_scale_crop_flip, resize_labels, resize_pair
 
@@ -224,14 +226,27 @@ def test_root_lookup_order(tmp_path, monkeypatch, fixture_root):
 
 
 def test_data_naming_the_camvid_folder_itself_says_so_and_downloads_nothing(
-        monkeypatch, fixture_root):
+        monkeypatch, tmp_path, fixture_root):
     monkeypatch.setenv("FUSIONLAB_DATA", str(fixture_root))  # not the folder holding it
     monkeypatch.setattr(camvid_module, "download_camvid",
                         lambda *a, **k: pytest.fail("downloaded despite a local copy"))
-    with pytest.raises(DataNotFoundError, match=(
-            f"FUSIONLAB_DATA={fixture_root} holds CamVid itself.*"
-            f"set FUSIONLAB_DATA={fixture_root.parent} ")):
+    with pytest.raises(DataMisplacedError, match=(
+            f"FUSIONLAB_DATA={re.escape(str(fixture_root))} holds CamVid itself.*"
+            f"set FUSIONLAB_DATA={re.escape(str(fixture_root.parent))}$")):
         CamVid.find_root(None, download=True)
+    # nor replaced by synthetic scenes when CamVid is not required
+    with pytest.raises(DataMisplacedError):
+        load_data(PROFILES["smoke"], require=False)
+    # under another name it is to be moved or linked, not pointed at by its parent
+    other = tmp_path / "CamVid"
+    fixture_root.rename(other)
+    monkeypatch.setenv("FUSIONLAB_DATA", str(other))
+    with pytest.raises(DataMisplacedError, match=re.escape(
+            f"link it as camvid/ beside it (ln -s {other} {tmp_path / 'camvid'})")):
+        CamVid.find_root(None, download=False)
+    # a folder that holds both the list files and a camvid/ copy is a valid FUSIONLAB_DATA
+    write_fixture(other / "camvid")
+    assert CamVid.find_root(None, download=False) == other / "camvid"
 
 
 @pytest.mark.parametrize("make", ["missing", "empty folder", "a file"])

@@ -14,9 +14,9 @@ from fusionlab.experiments.cli import main
 from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.profiles import train_config
 from fusionlab.experiments.queue import (FIRST_SEEDS, REFERENCE_PRECISION, SEEDS, Job,
-                                         configuration_dir, footing_jobs, footing_profile, job_command,
-                                         merge_part, pending_jobs, refresh_borrowers,
-                                         run_queue)
+                                         configuration_dir, footing_jobs, footing_profile,
+                                         job_command, merge_part, pending_jobs,
+                                         refresh_borrowers, run_queue)
 from fusionlab.experiments.report import results_table
 from fusionlab.experiments.store import stored_path
 
@@ -120,7 +120,8 @@ def test_the_queue_trains_merges_borrows_and_resumes(tmp_path, results, no_camvi
     # anything (here a run that fails at once), and removes a checkpoint the run left
     stored = stored_path("dupsampling", profile)
     stored.unlink()
-    left = configuration_dir(tmp_path / "work", profile) / "checkpoints" / "x" / f"{jobs[1].slug}.pt"
+    left = (configuration_dir(tmp_path / "work", profile) / "checkpoints" / "x"
+            / f"{jobs[1].slug}.pt")
     left.parent.mkdir(parents=True)
     left.write_bytes(b"a checkpoint")
     lines.clear()
@@ -283,6 +284,13 @@ def test_the_command_line_lists_what_is_missing(results, capsys, tmp_path):
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "  dupsampling | bilinear, OS 16 | seed 0 (checkpoint at step 300)"
     assert out[2] == "  dupsampling | DUpsampling, OS 16 | seed 0"    # not begun
+    broken = begun.parent / f"{Job('dupsampling', 'DUpsampling, OS 16', 0).slug}.pt"
+    broken.write_text("not a checkpoint")              # named, and the listing goes on
+    main(["queue", "--steps", "1234", "--list", "--experiments", "dupsampling",
+          "--work-dir", str(tmp_path / "work")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == f"  dupsampling | DUpsampling, OS 16 | seed 0 (unreadable checkpoint {broken})"
+    assert len(out) == 16
     with pytest.raises(SystemExit):
         main(["queue", "--experiments", "sfnet"])
 

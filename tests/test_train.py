@@ -190,9 +190,12 @@ def test_diverging_weights_are_never_saved(data, tmp_path):
 def test_resume_with_another_training_field_names_it(data, tmp_path, field, value):
     ckpt = tmp_path / "run.pt"
     train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt)))
+    model = tiny_model(seed=123)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=f"{field}=.*this run has {field}={value!r}"):
-        train(tiny_model(), data[0], None, config(steps=2, checkpoint=str(ckpt),
-                                                  **{field: value}))
+        train(model, data[0], None, config(steps=2, checkpoint=str(ckpt), **{field: value}))
+    for name, weight in model.state_dict().items():  # refused: nothing loaded into the model
+        assert torch.equal(weight, before[name]), name
 
 
 def test_a_checkpoint_of_an_older_fusionlab(data, tmp_path):

@@ -3,7 +3,9 @@
 Boundaries and border targets from label maps live in ``fusionlab.boundaries``.
 """
 
-from fusionlab.datasets.camvid import CamVid, DataNotFoundError, IMAGENET_MEAN, IMAGENET_STD
+from fusionlab.datasets.camvid import (CamVid, DataMisplacedError, DataNotFoundError,
+                                       IMAGENET_MEAN, IMAGENET_STD)
 from fusionlab.datasets.synthetic import SyntheticScenes
 
-__all__ = ["CamVid", "SyntheticScenes", "DataNotFoundError", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["CamVid", "SyntheticScenes", "DataNotFoundError", "DataMisplacedError",
+           "IMAGENET_MEAN", "IMAGENET_STD"]

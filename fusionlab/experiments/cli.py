@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                        help="autocast precision of every run (default: %(default)s, which "
                             "every machine runs: paired runs must not differ in precision)")
     queue.add_argument("--list", action="store_true",
-                       help="print the runs still missing and train nothing")
+                       help="print the runs still missing, with how far each got in "
+                            "--work-dir, and train nothing")
     args = parser.parse_args(argv)
     try:
         if args.command == "queue":

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from fusionlab.datasets import CamVid, DataNotFoundError, SyntheticScenes
+from fusionlab.datasets import CamVid, DataMisplacedError, DataNotFoundError, SyntheticScenes
 from fusionlab.experiments.banner import fallback_banner
 from fusionlab.experiments.profiles import Profile
 
@@ -80,7 +80,8 @@ def load_data(profile: Profile, root=None, download: bool | None = None,
 
     Raises:
         DataNotFoundError: an explicit ``root`` that does not hold CamVid; no CamVid when it is
-            required (says where it looked and how to get it).
+            required (says where it looked and how to get it); ``DataMisplacedError``, a
+            ``FUSIONLAB_DATA`` naming the CamVid folder itself, whether required or not.
     """
     if download is None:
         download = os.environ.get("FUSIONLAB_DOWNLOAD", "1") != "0"
@@ -92,7 +93,7 @@ def load_data(profile: Profile, root=None, download: bool | None = None,
         return Data(_subset(train_set, profile.train_images), _subset(val_set, profile.val_images),
                     "CamVid", CamVid.CLASSES, CamVid.PALETTE)
     except DataNotFoundError as err:
-        if root is not None:
+        if root is not None or isinstance(err, DataMisplacedError):  # never replaced
             raise
         if require:
             raise DataNotFoundError(f"{err}\nCamVid is required (--require-data or "

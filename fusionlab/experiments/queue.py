@@ -217,12 +217,16 @@ def job_progress(job: Job, folder: Path) -> str:
     ``experiment queue --list``: ``"trained, not merged yet"``, ``"checkpoint at step N"``
     (the step its next run resumes from), or ``""`` for a job not begun.
 
-    Raises:
-        ValueError: an unreadable checkpoint (``load_checkpoint``).
+    An unreadable checkpoint is named, not raised: the listing goes on.
     """
     if is_trained(job, folder):
         return "trained, not merged yet"
-    steps = [load_checkpoint(path)["step"] for path in saved_checkpoints(job, folder)]
+    steps = []
+    for path in saved_checkpoints(job, folder):
+        try:
+            steps.append(load_checkpoint(path)["step"])
+        except (ValueError, OSError, KeyError):
+            return f"unreadable checkpoint {path}"
     return f"checkpoint at step {max(steps)}" if steps else ""
 
 
@@ -275,17 +279,12 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
 
     seeds = sorted(set(SEEDS) | {job.seed for job in jobs})
 
-    def trained(job: Job) -> bool:
-        return is_trained(job, work_dir)
-
-    def saved(job: Job) -> list[Path]:
-        return saved_checkpoints(job, work_dir)
-
     # the copies a queue stopped between a merge and its copy did not make
     refresh_borrowers(None, profile, seeds, require_data, precision)
     # the runs trained already are merged first, the runs begun resume next, the rest start
     # in the order given
-    todo = sorted(jobs, key=lambda job: (not trained(job), not saved(job)))
+    todo = sorted(jobs, key=lambda job: (not is_trained(job, work_dir),
+                                         not saved_checkpoints(job, work_dir)))
     running, status = {}, {}
     name = "{0.experiment} | {0.variant} | seed {0.seed}".format
 
@@ -301,7 +300,8 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
                 say(f"NOT MERGED {name(job)}: {err}")
                 status[job] = -1
                 return
-            for path in saved(job):  # left by a run stopped after it was stored
+            # left by a run stopped after it was stored
+            for path in saved_checkpoints(job, work_dir):
                 path.unlink()
             run = _run_of(job, read_results(part))
             minutes = None if seconds is None else f"{seconds / 60:.0f} min"
@@ -317,14 +317,14 @@ def run_queue(jobs: list[Job], profile: Profile, work_dir: Path, workers: int = 
         while todo and len(running) < workers:
             job = todo.pop(0)
             part = work_dir / f"{job.slug}.json"
-            if trained(job):
+            if is_trained(job, work_dir):
                 finish(job, 0, None)
                 continue
             log = open(work_dir / f"{job.slug}.log", "w")
             command = job_command(job, profile, part, require_data, checkpoints, precision)
             log.write(" ".join(command) + "\n")
             log.flush()
-            resumed = bool(saved(job))
+            resumed = bool(saved_checkpoints(job, work_dir))
             running[job] = (subprocess.Popen(command, env=env, stdout=log,
                                              stderr=subprocess.STDOUT), log, time.time(), resumed)
             say(("resume " if resumed else "start ") + name(job))

@@ -446,7 +446,7 @@ def footings_tally(chapters, profile: str = "cpu", metric: str = "miou") -> dict
     """How the chapters' ``pretrained`` comparisons (the rows of ``footings_overview``) read
     on each footing, as a phrase per footing for the prose: ``{"scratch": ..., "pretrained":
     ...}``, each e.g. ``"2 real gains, 1 real loss and 5 not distinguishable from zero (1 not
-    run)"``.
+    run)"``; a verdict no comparison reached is left out.
 
     Raises:
         ValueError: a corrupt results file.
@@ -465,8 +465,10 @@ def _tally_text(counts: Counter) -> str:
     words = {"real gain": ("real gain", "real gains"), "real loss": ("real loss", "real losses"),
              "noise": ("not distinguishable from zero",) * 2}
     parts = [f"{counts[v]} {one if counts[v] == 1 else many}"
-             for v, (one, many) in words.items()]
-    text = ", ".join(parts[:-1]) + " and " + parts[-1]
+             for v, (one, many) in words.items() if counts[v]]
+    if not parts:
+        return f"none run yet ({counts['not run']} not run)"
+    text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return text + (f" ({counts['not run']} not run)" if counts["not run"] else "")
 
 
