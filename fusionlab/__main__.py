@@ -35,8 +35,7 @@ from fusionlab.experiments import (ENCODERS, MODELS, BuildContext, build_model, 
                                    load_data, parse_options, train_config, with_encoder)
 from fusionlab.experiments.cli import main as experiments_main
 from fusionlab.io import atomic_write
-from fusionlab.checkpoints import (apply_weights, check_checkpoint_path, check_weights,
-                                   load_checkpoint)
+from fusionlab.checkpoints import apply_weights, check_checkpoint_path, load_checkpoint
 from fusionlab.evaluation import evaluate
 from fusionlab.speed import resolve_device
 from fusionlab.train import check_resumable, seed_everything, train
@@ -244,8 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = train_config(profile, args.seed, **overrides)
         if checkpoint is not None:  # resumes only the same model with the same optimisation
             try:
-                check_weights(model, checkpoint["model"], _checkpoint_source(args.checkpoint))
-                check_resumable(model, cfg, checkpoint)
+                check_resumable(model, cfg, checkpoint, _checkpoint_source(args.checkpoint))
             except ValueError as err:
                 parser.exit(2, f"error: {err}\n")
             del checkpoint  # train reads it again, onto its device

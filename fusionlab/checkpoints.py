@@ -82,9 +82,9 @@ def check_weights(model: torch.nn.Module, weights: Mapping, source: str) -> None
     if missing or unexpected or resized:
         def few(names):
             return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-        parts = [f"{len(names)} {what} ({few(names)})" for names, what in (
-            (missing, "missing keys"), (unexpected, "unexpected keys"),
-            (resized, "shapes differ, checkpoint vs model,")) if names]
+        parts = [f"{len(names)} {what}{few(names)})" for names, what in (
+            (missing, "missing keys ("), (unexpected, "unexpected keys ("),
+            (resized, "shapes differ (checkpoint vs model: ")) if names]
         same_layers = not missing and not unexpected  # another width, encoder or option
         raise ValueError(
             f"{source} holds weights of "

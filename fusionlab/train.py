@@ -401,16 +401,21 @@ def resume(run: TrainingState, model: torch.nn.Module, device: torch.device) -> 
     run.log.bar.update(run.step)
 
 
-def check_resumable(model: torch.nn.Module, cfg: TrainConfig, state: dict) -> None:
+def check_resumable(model: torch.nn.Module, cfg: TrainConfig, state: dict,
+                    source: str | None = None) -> None:
     """Check, without loading anything, that checkpoint ``state`` (``load_checkpoint``)
     continues a run of ``model`` configured as ``cfg``: weights that fit the model
     (``check_weights``, checked first), every ``RESUME_FIELDS`` field the same.
+
+    Args:
+        source: the checkpoint as the weights' error names it (default
+            ``"checkpoint CFG.CHECKPOINT"``).
 
     Raises:
         ValueError: weights of another model; a field that differs (names it and both
             values), or that the checkpoint does not record (an older fusionlab's).
     """
-    check_weights(model, state["model"], f"checkpoint {cfg.checkpoint}")
+    check_weights(model, state["model"], source or f"checkpoint {cfg.checkpoint}")
     saved = state.get("config", {})
     for key in RESUME_FIELDS:
         if key not in saved:

@@ -27,9 +27,8 @@ from fusionlab.experiments.report import (auxiliary_losses_text, check_live, cos
                                           curve_mean_text, curves_table, doubling_text,
                                           footing_reading, footing_table, footings_overview,
                                           footings_tally, gain_clause, gain_text, gain_verdict,
-                                          gains_table,
-                                          live_run, live_summary, model_costs, precision_speed,
-                                          precision_speed_text, precision_text,
+                                          gains_table, live_run, live_summary, model_costs,
+                                          precision_speed, precision_speed_text, precision_text,
                                           provenance_line, real_gains, results_table,
                                           schedule_sentence, variants_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
@@ -47,9 +46,8 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "auxiliary_losses_text", "check_live", "costs_table", "curve_mean_text", "curves_table",
            "doubling_text", "schedule_sentence", "footing_reading", "footing_table",
            "footings_overview", "footings_tally", "gain_clause", "gain_text", "gain_verdict",
-           "gains_table",
-           "live_run", "live_summary", "model_costs", "precision_speed", "precision_speed_text",
-           "precision_text", "provenance_line", "real_gains", "results_table", "variants_table",
+           "gains_table", "live_run", "live_summary", "model_costs", "precision_speed",
+           "precision_speed_text", "precision_text", "provenance_line", "real_gains", "results_table", "variants_table",
            "get_experiment", "run_experiment", "Experiment", "PaperNumber", "class_gain_summary",
            "class_gains", "mean_interval", "paired_gain", "precision_effect", "shared_seeds",
            "summarise", "t_interval", "thin_iou", "ResultsConflict", "load_results",

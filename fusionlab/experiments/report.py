@@ -497,9 +497,8 @@ def footing_reading(experiment: Experiment, profile: str = "cpu") -> tuple[str, 
 
 def provenance_line(results: dict) -> str:
     """One sentence saying where the reference results come from: data, profile, steps,
-    encoder, seeds, sizes,
-    device, threads, torch, autocast precision (how many runs in each where they differ),
-    commits, minutes of training and the command; for a file with runs
+    encoder, seeds, sizes, device, threads, torch, autocast precision (how many runs in each
+    where they differ), commits, minutes of training and the command; for a file with runs
     borrowed from other experiments (``Experiment.borrowed``), how many and from which, whose
     own files hold their commits and times."""
     p = results["provenance"]
