@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from fusionlab import __version__, distributed
+from fusionlab.arguments import positive_int
 from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
                              training_speed)
 from fusionlab.datasets import DataNotFoundError, SyntheticScenes
@@ -40,16 +41,6 @@ from fusionlab.evaluation import evaluate
 from fusionlab.speed import resolve_device
 from fusionlab.train import check_resumable, seed_everything, train
 from fusionlab.weights import WeightsNotFoundError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 class _ListModels(argparse.Action):
@@ -111,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     p_train = sub.add_parser("train", help="train a model and evaluate it on the validation set")
     _run_options(p_train)
     p_train.add_argument("--seed", type=int, default=0)
-    p_train.add_argument("--steps", type=_positive, default=None, help="override the profile")
+    p_train.add_argument("--steps", type=positive_int, default=None, help="override the profile")
     p_train.add_argument("--checkpoint", default=None,
                          help="save to / resume from this file; the run's configuration and "
                               "metrics log are written beside it (NAME.config.json, "
@@ -125,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(p_bench)
     p_bench.add_argument("--training", action="store_true",
                          help="time training steps: fp32, the automatic speed mode, a bare loop")
-    p_bench.add_argument("--steps", type=_positive, default=20, help="timed steps per mode")
+    p_bench.add_argument("--steps", type=positive_int, default=20, help="timed steps per mode")
     sub.add_parser("experiment", help="run a named experiment (python -m fusionlab experiment "
                                       "--help)")
     return parser
@@ -137,7 +128,7 @@ def _bench(parser, args, options: dict, profile) -> None:
     try:
         model = build_model(args.model, context, **options)
     except (ValueError, TypeError, WeightsNotFoundError) as err:  # TypeError: a wrong type
-        parser.error(str(err))
+        parser.exit(2, f"error: {err}\n")
     report = {"model": args.model, "options": options, "size": profile.size,
               "params": count_parameters(model),
               "gflops": count_flops(model, profile.size) / 1e9}
@@ -191,7 +182,8 @@ def _write_run_record(argv: list[str], args, options: dict, profile, cfg, data, 
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and run the command; errors in the arguments, a missing or foreign
     checkpoint (checked before any data is read and, for a checkpoint ``train`` resumes, before
-    training), data or weights exit with one line naming what was wrong (exit status 2)."""
+    training), data or weights exit with one line naming what was wrong (exit status 2).
+    ``evaluate`` says on stderr when the checkpoint was saved before its training finished."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["experiment"]:
         return experiments_main(argv[1:])
@@ -203,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         options = parse_options(args.modules)
         device = resolve_device(args.device) if args.command != "bench" else None
         profile = with_encoder(get_profile(args.profile), args.encoder)  # $FUSIONLAB_PROFILE
-    except ValueError as err:
-        parser.error(str(err))
+    except ValueError as err:  # one line: the whole program's usage would not help here
+        parser.exit(2, f"error: {err}\n")
     if args.command == "bench":
         return _bench(parser, args, options, profile)
     checkpoint = None
@@ -219,6 +211,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {err}\n")
     if args.command == "train" and args.checkpoint is None and distributed.launched_main():
         print("no --checkpoint: the trained weights will not be saved", file=sys.stderr)
+    if args.command == "evaluate" and distributed.launched_main():
+        step, steps = checkpoint.get("step"), checkpoint.get("config", {}).get("steps")
+        if step is not None and steps is not None and step < steps:  # saved mid-run
+            print(f"note: {args.checkpoint} was saved at step {step} of {steps}: its training "
+                  "has not finished (train with the same --checkpoint resumes it)",
+                  file=sys.stderr)
     try:
         data = load_data(profile, root=None if args.data is None else Path(args.data) / "camvid",
                          require=args.require_data or None)

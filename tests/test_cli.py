@@ -68,6 +68,23 @@ def test_evaluate_checks_the_checkpoint_before_reading_data(capsys, tmp_path, mo
     assert read == []
 
 
+def test_evaluate_says_when_its_checkpoint_was_saved_mid_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
+    monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
+    ckpt = str(tmp_path / "fcn.pt")
+    args = ["--model", "fcn", "--profile", "smoke", "--checkpoint", ckpt]
+    main(["train", *args, "--steps", "2"])
+    capsys.readouterr()
+    main(["evaluate", *args])  # finished: nothing to say
+    assert "note:" not in capsys.readouterr().err
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({**state, "config": {**state["config"], "steps": 5}}, ckpt)  # as if stopped at 2
+    main(["evaluate", *args])
+    captured = capsys.readouterr()
+    assert f"note: {ckpt} was saved at step 2 of 5: its training has not finished" in captured.err
+    assert "SyntheticScenes val: mIoU" in captured.out  # evaluated all the same
+
+
 def test_evaluate_refuses_another_models_checkpoint_in_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_DATA", str(tmp_path / "none"))
     monkeypatch.setenv("FUSIONLAB_DOWNLOAD", "0")
@@ -203,7 +220,8 @@ def test_data_and_device_are_used_as_given(capsys, tmp_path):
             continue
         with pytest.raises(SystemExit) as exit_:
             main(["train", "--profile", "smoke", "--device", device])
-        assert exit_.value.code == 2 and message in capsys.readouterr().err
+        err = capsys.readouterr().err.strip()  # one line, not the whole program's usage
+        assert exit_.value.code == 2 and message in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, message", [
@@ -218,6 +236,24 @@ def test_bad_arguments_exit_with_a_message(capsys, args, message):
         main([*args, "--profile", "smoke"] if args[0] == "train" else args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["estimate", "--tflops", "0"], "--tflops: must be a positive number, got 0"),
+    (["estimate", "--tflops", "nan"], "--tflops: must be a positive number, got nan"),
+    (["estimate", "--cores", "0"], "--cores: must be a positive integer, got 0"),
+    (["queue", "--workers", "0"], "--workers: must be a positive integer, got 0"),
+    (["queue", "--threads", "two"], "--threads: must be a positive integer, got 'two'"),
+])
+def test_experiment_numbers_are_checked_before_any_work(capsys, monkeypatch, args, message):
+    def works(*args, **kwargs):
+        raise RuntimeError("the command began its work")
+
+    monkeypatch.setattr("fusionlab.experiments.cli.estimate_table", works)
+    monkeypatch.setattr("fusionlab.experiments.cli.queue_command", works)
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_experiment_list_names_every_variant(capsys):
@@ -245,7 +281,8 @@ def test_experiment_run_with_other_steps_is_stored_apart(capsys, tmp_path, monke
     assert longer["provenance"]["command"].endswith("--seeds 0 --steps 3 --variants c5")
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--steps", "0"])
-    assert exit_.value.code == 2 and "--steps must be positive, got 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--steps: must be a positive integer, got 0" in err
     main([*args, "--encoder", "mobilenet_v2", "--steps", "3"])
     other = load_results("fusion-levels", "smoke", steps=3, encoder="mobilenet_v2")
     assert other["profile_config"]["encoder"] == "mobilenet_v2"

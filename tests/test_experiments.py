@@ -505,6 +505,15 @@ def test_merge_results_of_parallel_runs(tmp_path, no_camvid):
                       tmp_path / "bad.json", defs)
     with pytest.raises(ValueError, match="exfuse"):
         merge_results("exfuse", [tmp_path / "a.json"], tmp_path / "bad.json", defs)
+    other = json.loads((tmp_path / "b.json").read_text())  # a refusal names what differs
+    steps = other["profile_config"]["steps"]
+    other["profile_config"]["steps"], other["data"] = steps + 1, "CamVid"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError) as err:
+        merge_results("fusion-levels", [tmp_path / "a.json", tmp_path / "other.json"],
+                      tmp_path / "bad.json", defs)
+    assert f"{tmp_path / 'other.json'} holds data 'CamVid' (the first file: " in str(err.value)
+    assert f"(the first file vs this: {{'steps': ({steps}, {steps + 1})}})" in str(err.value)
     with pytest.raises(ResultsConflict, match="all.json"):
         merge_results("fusion-levels", [tmp_path / "a.json"], tmp_path / "all.json", defs)
 

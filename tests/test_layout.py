@@ -8,9 +8,9 @@ ROOT = Path(__file__).resolve().parents[1] / "fusionlab"
 
 LAYERS = [
     # lowest first; a module may import from its own layer and the layers below
-    {"fusionlab", "fusionlab.io", "fusionlab.weights", "fusionlab.outputs", "fusionlab.layers",
-     "fusionlab.boundaries", "fusionlab.distributed", "fusionlab.speed",
-     "fusionlab.checkpoints"},
+    {"fusionlab", "fusionlab.arguments", "fusionlab.io", "fusionlab.weights",
+     "fusionlab.outputs", "fusionlab.layers", "fusionlab.boundaries", "fusionlab.distributed",
+     "fusionlab.speed", "fusionlab.checkpoints"},
     {"fusionlab.encoders", "fusionlab.metrics", "fusionlab.losses", "fusionlab.datasets"},
     {"fusionlab.models", "fusionlab.schematics", "fusionlab.viz", "fusionlab.notebook"},
     {"fusionlab.evaluation"},

@@ -316,8 +316,10 @@ def test_show_prints_the_stored_results_and_their_paired_gains(tmp_path, results
     with pytest.raises(SystemExit) as err:                      # the profile's own values
         main(["show", "fusion-levels", "--profile", "smoke", "--steps", "8",
               "--encoder", "resnet"])
-    hint = capsys.readouterr().err
-    assert err.value.code == 1 and "--steps" not in hint and "--encoder" not in hint
+    hint = capsys.readouterr().err.splitlines()
+    assert err.value.code == 1 and "--steps" not in hint[-1] and "--encoder" not in hint[-1]
+    # what is stored is named: the 2-step runs
+    assert "  python -m fusionlab experiment show fusion-levels --profile smoke --steps 2" in hint
     for wrong in (["--footing", "--encoder", "mobilenet_v2"], ["--footing", "--steps", "3"],
                   ["--steps", "0"]):
         with pytest.raises(SystemExit) as err:
@@ -334,9 +336,19 @@ def test_show_reads_the_footing_at_its_reference_schedule(results, capsys):
     # chapter 6's experiment is stored on the footing alone: show without it points there
     with pytest.raises(SystemExit) as err:
         main(["show", "head-to-head"])
-    assert err.value.code == 1 and capsys.readouterr().err.splitlines()[0] == (
-        "runs of head-to-head are stored on the papers' footing: python -m fusionlab "
-        "experiment show head-to-head --profile cpu --footing")
+    assert err.value.code == 1 and capsys.readouterr().err.splitlines()[:2] == [
+        "stored results of head-to-head are in other configurations:",
+        "  python -m fusionlab experiment show head-to-head --profile cpu --footing"]
+    # the footing first, the profile's own next, the other schedules and encoders after
+    with pytest.raises(SystemExit) as err:
+        main(["show", "fusion-levels", "--profile", "gpu"])
+    shown = capsys.readouterr().err.splitlines()
+    assert shown[1:3] == [f"  python -m fusionlab experiment show fusion-levels {words}"
+                          for words in ("--profile cpu --footing", "--profile cpu")]
+    assert "  python -m fusionlab experiment show fusion-levels --profile cpu --steps 750" in shown
+    assert shown[-1].startswith("no stored results of fusion-levels for this configuration; "
+                                "train them with: python -m fusionlab experiment run "
+                                "fusion-levels --profile gpu")
 
 
 def test_a_single_seed_shows_its_value_without_a_spread(tmp_path, no_camvid):

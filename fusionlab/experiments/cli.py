@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from fusionlab import distributed
+from fusionlab.arguments import positive_float, positive_int
 from fusionlab.experiments.ablations import EXPERIMENTS
 from fusionlab.experiments.curves import footing_steps
 from fusionlab.experiments.estimate import ASSUMED_CORES, ASSUMED_TFLOPS, estimate_table
@@ -21,7 +22,8 @@ from fusionlab.experiments.queue import (REFERENCE_PRECISION, SEEDS, configurati
 from fusionlab.experiments.runner import get_experiment, run_experiment, variant_definitions
 from fusionlab.experiments.report import gains_table, provenance_line, results_table
 from fusionlab.experiments.stats import shared_seeds
-from fusionlab.experiments.store import (departures, merge_results, stored_config,
+from fusionlab.experiments.store import (config_differences, departures, merge_results,
+                                         stored_config, stored_configurations,
                                          stored_results)
 from fusionlab.speed import PRECISIONS
 from fusionlab.train import TrainConfig
@@ -41,14 +43,14 @@ def main(argv: list[str] | None = None) -> None:
                                                  "missing.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every variant for every seed")
-    run.add_argument("name", choices=sorted(EXPERIMENTS))
+    run.add_argument("name", choices=sorted(EXPERIMENTS), help="the experiment (see list)")
     run.add_argument("--profile", choices=sorted(PROFILES), default=None,
                      help="default: $FUSIONLAB_PROFILE, else gpu with CUDA, else cpu")
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                      help="default: 0 1 2")
     run.add_argument("--variants", nargs="+", default=None, help="a subset of the variants")
     run.add_argument("--out", type=Path, default=None, help="results file (default: the book's)")
-    run.add_argument("--steps", type=int, default=None,
+    run.add_argument("--steps", type=positive_int, default=None,
                      help="train this many steps instead of the profile's (stored apart, by "
                           "default in fusionlab/results/NAME-PROFILE-STEPSsteps.json)")
     run.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
@@ -69,12 +71,14 @@ def main(argv: list[str] | None = None) -> None:
                      help="copy the runs of variants borrowed from other experiments' stored "
                           "results (chapter 6) and train nothing")
     merge = sub.add_parser("merge", help="merge result files of parallel runs")
-    merge.add_argument("name", choices=sorted(EXPERIMENTS))
-    merge.add_argument("files", type=Path, nargs="+")
-    merge.add_argument("--out", type=Path, required=True)
+    merge.add_argument("name", choices=sorted(EXPERIMENTS), help="the experiment of every file")
+    merge.add_argument("files", type=Path, nargs="+",
+                       help="results files of one profile configuration and one data source")
+    merge.add_argument("--out", type=Path, required=True,
+                       help="the merged file (may be one of FILES, e.g. the stored results)")
     show = sub.add_parser("show", help="print an experiment's stored results and its gains "
                           "paired by seed (Markdown)")
-    show.add_argument("name", choices=sorted(EXPERIMENTS))
+    show.add_argument("name", choices=sorted(EXPERIMENTS), help="the experiment (see list)")
     show.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
                       help="default: cpu, the profile of the book's reference results (not "
                            "$FUSIONLAB_PROFILE: a run of another profile is shown with its "
@@ -85,29 +89,32 @@ def main(argv: list[str] | None = None) -> None:
                             "reference schedule (what experiment queue trains)")
     where.add_argument("--encoder", choices=sorted(ENCODERS), default=None,
                        help="the runs on this encoder instead of the profile's")
-    show.add_argument("--steps", type=int, default=None,
+    show.add_argument("--steps", type=positive_int, default=None,
                       help="the runs of this schedule instead of the profile's")
     sub.add_parser("list", help="list the experiments and their variants")
     estimate = sub.add_parser("estimate", help="estimate each chapter's live runs on a GPU (a "
                               "Markdown table)")
-    estimate.add_argument("--profile", choices=sorted(PROFILES), default="gpu")
-    estimate.add_argument("--tflops", type=float, default=ASSUMED_TFLOPS,
+    estimate.add_argument("--profile", choices=sorted(PROFILES), default="gpu",
+                          help="the profile whose live runs are estimated (default: gpu)")
+    estimate.add_argument("--tflops", type=positive_float, default=ASSUMED_TFLOPS,
                           help="the GPU's sustained training throughput in TFLOP/s (default: "
                                "%(default)s, assumed for Colab's T4)")
-    estimate.add_argument("--cores", type=int, default=ASSUMED_CORES,
+    estimate.add_argument("--cores", type=positive_int, default=ASSUMED_CORES,
                           help="CPU cores preparing the images (default: %(default)s)")
     queue = sub.add_parser("queue", help="train the reference runs the papers' footing still "
                            "lacks (ImageNet encoder), a few processes at a time, merging each")
     queue.add_argument("--profile", choices=sorted(PROFILES), default="cpu",
                        help="default: cpu, the profile of the book's reference results")
-    queue.add_argument("--steps", type=int, default=None,
+    queue.add_argument("--steps", type=positive_int, default=None,
                        help="training steps per run (default: the reference schedule settled "
                             "by chapter 1's learning curve)")
-    queue.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    queue.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                       help="default: " + " ".join(map(str, SEEDS)))
     queue.add_argument("--experiments", nargs="+", choices=sorted(EXPERIMENTS), default=None,
                        help="a subset of the experiments (default: all)")
-    queue.add_argument("--workers", type=int, default=2, help="runs at once (default: 2)")
-    queue.add_argument("--threads", type=int, default=1,
+    queue.add_argument("--workers", type=positive_int, default=2,
+                       help="runs at once (default: 2)")
+    queue.add_argument("--threads", type=positive_int, default=1,
                        help="threads per run on a CPU (default: 1)")
     queue.add_argument("--work-dir", type=Path, default=Path("reference-runs"),
                        help="each run's results file, log and checkpoints, in a folder per "
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             results = merge_results(args.name, args.files, args.out,
                                     variant_definitions(get_experiment(args.name)))
         else:
-            profile = chosen_profile(args, parser)
+            profile = chosen_profile(args)
             # by default stored apart when --steps or --encoder departs from the profile's
             results = run_experiment(args.name, profile, args.seeds, args.out, args.variants,
                                      require_data=args.require_data or None,
@@ -156,15 +163,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{100 * s['boundary_f']['mean']:5.1f}  ({len(s['seeds'])} seeds)")
 
 
-def chosen_profile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Profile:
-    """The profile ``--profile``, ``--steps`` and ``--encoder`` name.
-
-    Raises:
-        SystemExit: ``--steps`` below 1 (status 2).
-    """
+def chosen_profile(args: argparse.Namespace) -> Profile:
+    """The profile ``--profile``, ``--steps`` and ``--encoder`` name (``--steps`` is positive:
+    argparse checks it)."""
     profile = get_profile(args.profile)
-    if args.steps is not None and args.steps < 1:
-        parser.exit(2, f"error: --steps must be positive, got {args.steps}\n")
     return with_encoder(dataclasses.replace(profile, steps=args.steps or profile.steps),
                         args.encoder)
 
@@ -193,14 +195,14 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         train = (f"python -m fusionlab experiment queue --profile {args.profile} "
                  f"--experiments {args.name}")
     else:
-        profile = chosen_profile(args, parser)
+        profile = chosen_profile(args)
         steps, encoder = departures(stored_config(profile))
         train = " ".join(["python -m fusionlab experiment run", args.name, "--profile",
                           args.profile, *(["--steps", str(steps)] if steps else []),
                           *(["--encoder", encoder] if encoder else [])])
     results = stored_results(args.name, stored_config(profile))
     if results is None:
-        parser.exit(1, _footing_hint(args) + f"no stored results of {args.name} for this "
+        parser.exit(1, _stored_hint(args) + f"no stored results of {args.name} for this "
                        f"configuration; train them with: {train}\n")
     pairs = [(p.base, v) for v, p in experiment.paper.items() if p.base]
     pairs += [pair for pair in experiment.pretrained if pair not in pairs]
@@ -212,15 +214,34 @@ def show_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
           "No paired gain yet: no comparison has both its variants run with one seed.")
 
 
-def _footing_hint(args: argparse.Namespace) -> str:
-    """For ``experiment show`` without ``--footing``: the line that points to the stored runs
-    of the papers' footing, where there are some (chapter 6's experiment has no others)."""
-    steps = footing_steps(args.profile)
-    if args.footing or steps is None or stored_results(args.name, stored_config(
-            footing_profile(get_profile(args.profile), steps))) is None:
+def _stored_hint(args: argparse.Namespace) -> str:
+    """For ``experiment show`` with no results in the configuration asked for: the command
+    that shows each configuration holding runs of the experiment (the papers' footing first,
+    the profile's own next), or ``""``. A stored configuration that no ``show`` command
+    reaches (another profile than the named ones, or one departing from its profile by more
+    than steps and encoder) is left out."""
+    commands = []  # (order, the options of experiment show)
+    for config in stored_configurations(args.name):
+        if config["name"] not in PROFILES:
+            continue
+        named, footing = get_profile(config["name"]), footing_steps(config["name"])
+        steps, encoder = departures(config)
+        if footing is not None and not config_differences(
+                config, stored_config(footing_profile(named, footing))):
+            order, words = 0, ["--footing"]
+        elif not config_differences(config, stored_config(with_encoder(
+                dataclasses.replace(named, steps=steps or named.steps), encoder))):
+            words = [*(["--steps", str(steps)] if steps else []),
+                     *(["--encoder", encoder] if encoder else [])]
+            order = 2 if words else 1
+        else:
+            continue
+        commands.append((order, " ".join(["--profile", config["name"], *words])))
+    if not commands:
         return ""
-    return (f"runs of {args.name} are stored on the papers' footing: python -m fusionlab "
-            f"experiment show {args.name} --profile {args.profile} --footing\n")
+    return (f"stored results of {args.name} are in other configurations:\n" + "".join(
+        f"  python -m fusionlab experiment show {args.name} {words}\n"
+        for _, words in sorted(commands, key=lambda c: c[0])))
 
 
 def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -231,10 +252,9 @@ def queue_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             was not merged (status 1).
     """
     steps = args.steps if args.steps is not None else footing_steps(args.profile)
-    if steps is None or steps < 1:
-        parser.exit(2, f"error: --steps must be positive, got {steps}\n" if steps is not None
-                    else "error: give --steps: chapter 1's learning curve on the ImageNet "
-                         "encoder has not settled a reference schedule yet\n")
+    if steps is None:
+        parser.exit(2, "error: give --steps: chapter 1's learning curve on the ImageNet "
+                       "encoder has not settled a reference schedule yet\n")
     profile = footing_profile(get_profile(args.profile), steps)
     jobs = pending_jobs(footing_jobs(args.seeds, args.experiments), profile, args.precision)
     print(f"{len(jobs)} runs missing at {steps} steps on the ImageNet encoder "

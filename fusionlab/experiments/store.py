@@ -139,6 +139,13 @@ def with_defaults(profile_config: dict) -> dict:
     return json.loads(json.dumps({**defaults, **profile_config}))
 
 
+def config_differences(stored: dict, now: dict) -> dict:
+    """Field -> (stored value, value now) for each field where two stored profile
+    configurations differ (each completed by ``with_defaults``); empty when they are equal."""
+    a, b = with_defaults(stored), with_defaults(now)
+    return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)}
+
+
 def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
                      variants: dict) -> None:
     """Refuse to add runs to a results file of another experiment, profile configuration or
@@ -151,10 +158,8 @@ def check_compatible(path: Path, stored: dict, name: str, profile_config: dict,
     if stored["experiment"] != name:
         raise ResultsConflict(f"{path} holds experiment {stored['experiment']!r}, not {name!r}: "
                               f"{advice}")
-    if with_defaults(stored["profile_config"]) != with_defaults(profile_config):
-        diff = {k: (with_defaults(stored["profile_config"]).get(k), v)
-                for k, v in with_defaults(profile_config).items()
-                if with_defaults(stored["profile_config"]).get(k) != v}
+    diff = config_differences(stored["profile_config"], profile_config)
+    if diff:
         raise ResultsConflict(f"{path} was made with another configuration of profile "
                               f"{profile_config['name']!r} (stored vs now: {diff}): {advice}")
     changed = sorted(v for v, d in stored.get("variants", {}).items()
@@ -321,6 +326,22 @@ def stored_results(name: str, profile_config: dict) -> dict | None:
     return results
 
 
+def stored_configurations(name: str) -> list[dict]:
+    """The profile configurations (``profile_config``) of every stored results file of
+    experiment ``name``, read where ``load_results`` reads them: ``results_dir()``, then the
+    copies shipped with the package (a file in both is read from the first), by file name.
+
+    Raises:
+        ValueError: a corrupt file (see ``read_results``).
+    """
+    files = {}
+    for folder in (results_dir(), Path(str(importlib.resources.files("fusionlab") / PACKAGED))):
+        for path in sorted(folder.glob(f"{name}-*.json")) if folder.is_dir() else []:
+            files.setdefault(path.name, path)
+    stored = [read_results(path) for _, path in sorted(files.items())]
+    return [r["profile_config"] for r in stored if r["experiment"] == name]
+
+
 def provenance_commits(results: dict) -> list[str]:
     """The commits a results file's runs were made at, in the order they were stored: its
     provenance keeps them comma-separated in one string (``runs_commits``)."""
@@ -344,11 +365,19 @@ def merge_results(name: str, paths: list[Path], out: Path, variants: dict) -> di
         raise ValueError("no results files to merge")
     parts = [read_results(p) for p in paths]
     first = parts[0]
-    if any(p["experiment"] != name or p["data"] != first["data"]
-           or with_defaults(p["profile_config"]) != with_defaults(first["profile_config"])
-           for p in parts):
-        raise ValueError(f"every file must hold experiment {name!r} with one profile "
-                         f"configuration and one data source: {[str(p) for p in paths]}")
+    for path, part in zip(paths, parts):  # each refusal names the file and what differs
+        differs = []
+        if part["experiment"] != name:
+            differs.append(f"experiment {part['experiment']!r}")
+        if part["data"] != first["data"]:
+            differs.append(f"data {part['data']!r} (the first file: {first['data']!r})")
+        diff = config_differences(first["profile_config"], part["profile_config"])
+        if diff:
+            differs.append(f"another profile configuration (the first file vs this: {diff})")
+        if differs:
+            raise ValueError(f"every file must hold experiment {name!r} with one profile "
+                             f"configuration and one data source; {path} holds "
+                             + "; ".join(differs))
     out = Path(out)
     if out.exists() and out.resolve() not in {Path(p).resolve() for p in paths}:
         raise ResultsConflict(f"{out} exists and is not one of the merged files: merge it too, "
