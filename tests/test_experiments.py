@@ -23,7 +23,7 @@ from fusionlab.experiments import (EXPERIMENTS, PROFILES, Experiment, PaperNumbe
                                    precision_effect, precision_speed, precision_speed_text,
                                    precision_text, provenance_line, read_results, real_gains,
                                    results_table, run_experiment, shared_seeds, summarise,
-                                   t_interval)
+                                   t_interval, unlearned_classes)
 from fusionlab.encoders import MobileNetV2Encoder, ResNetEncoder
 from fusionlab.datasets import SyntheticScenes
 from fusionlab.experiments import (BuildContext, build_encoder, build_model, imagenet_or_scratch,
@@ -127,6 +127,21 @@ def toy_results():
                             ("c", 0, 0.39), ("c", 1, 0.53), ("c", 2, 0.45)]]
     return {"experiment": "toy", "runs": runs, "classes": ["Road", "Pole"],
             "thin_classes": ["Pole"]}
+
+
+def test_the_classes_no_model_learns_are_named_with_their_best_model():
+    runs = [{"variant": v, "seed": s, "miou": 0.5, "iou": iou}
+            for v, s, iou in [("a", 0, [0.9, 0.01, None]), ("a", 1, [0.8, 0.03, None]),
+                              ("b", 0, [0.9, 0.04, None]), ("b", 1, [0.9, 0.05, 0.02])]]
+    results = {"experiment": "toy", "runs": runs, "classes": ["Road", "Pole", "Sign"]}
+    # Pole: a's mean 2%, b's 4.5%; Sign: absent but once, 2%; Road is learned
+    assert unlearned_classes(results, ["a", "b"]) == ("Pole (at most 4.5%, b) and "
+                                                      "Sign (at most 2.0%, b)")
+    assert unlearned_classes(results, ["a"]) == "Pole (at most 2.0%, a)"  # Sign: never present
+    assert unlearned_classes(results, ["a", "b"], below=0.04) == "Sign (at most 2.0%, b)"
+    assert unlearned_classes(results, ["a", "b"], below=0.01) == "none"
+    assert unlearned_classes(results, ["c"]) == unlearned_classes(None, ["a"]) == (
+        "none (no reference results yet)")
 
 
 def test_paired_gain_interval_decides_what_is_real():

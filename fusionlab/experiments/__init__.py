@@ -30,7 +30,7 @@ from fusionlab.experiments.report import (auxiliary_losses_text, check_live, cos
                                           gains_table, live_run, live_summary, model_costs,
                                           precision_speed, precision_speed_text, precision_text,
                                           provenance_line, real_gains, results_table,
-                                          schedule_sentence, variants_table)
+                                          schedule_sentence, unlearned_classes, variants_table)
 from fusionlab.experiments.runner import get_experiment, run_experiment
 from fusionlab.experiments.spec import Experiment, PaperNumber
 from fusionlab.experiments.stats import (class_gain_summary, class_gains, mean_interval,
@@ -47,7 +47,8 @@ __all__ = ["EXPERIMENTS", "MODELS", "BuildContext", "Variant", "build_model", "p
            "doubling_text", "schedule_sentence", "footing_reading", "footing_table",
            "footings_overview", "footings_tally", "gain_clause", "gain_text", "gain_verdict",
            "gains_table", "live_run", "live_summary", "model_costs", "precision_speed",
-           "precision_speed_text", "precision_text", "provenance_line", "real_gains", "results_table", "variants_table",
+           "precision_speed_text", "precision_text", "provenance_line", "real_gains",
+           "results_table", "unlearned_classes", "variants_table",
            "get_experiment", "run_experiment", "Experiment", "PaperNumber", "class_gain_summary",
            "class_gains", "mean_interval", "paired_gain", "precision_effect", "shared_seeds",
            "summarise", "t_interval", "thin_iou", "ResultsConflict", "load_results",

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from fusionlab.bench import (count_flops, count_parameters, forward_latency, training_memory,
@@ -21,7 +22,8 @@ from fusionlab.experiments.curves import (CONVERGED_GAIN, curve_summary, load_fo
 from fusionlab.experiments.data import Data
 from fusionlab.experiments.profiles import Profile, train_config
 from fusionlab.experiments.spec import Experiment
-from fusionlab.experiments.stats import (CONFIDENCE, paired_gain, precision_effect, run_precision,
+from fusionlab.experiments.stats import (CONFIDENCE, finite_mean, paired_gain,
+                                         per_class_values, precision_effect, run_precision,
                                          shared_seeds)
 from fusionlab.experiments.store import provenance_commits, with_defaults
 from fusionlab.losses import SegmentationLoss
@@ -634,6 +636,36 @@ def real_gains(results: dict | None, pairs, metric: str = "miou") -> str:
                 and (g := paired_gain(results, base, variant, metric))["real"]):
             real.append(f"{variant} vs {base}" + (" (a loss)" if g["mean"] < 0 else ""))
     return ", ".join(real) or "none"
+
+
+def unlearned_classes(results: dict | None, variants, below: float = 0.05) -> str:
+    """The classes no model of ``variants`` learns, for the prose: those whose IoU, averaged
+    over each model's stored runs, stays under ``below`` (a fraction) for every model that was
+    run, each with the best model and its mean: ``"Pole (at most 1.4%, ExFuse)"``; ``"none"``;
+    or ``"none (no reference results yet)"`` when no model of ``variants`` was run. A class
+    absent from the validation labels in every run is not counted.
+
+    Raises:
+        KeyError: runs without per-class IoU (see ``per_class_values``).
+    """
+    if results is None:
+        return "none (no reference results yet)"
+    means = {}
+    for variant in variants:
+        per_run = [per_class_values(results, r) for r in results["runs"]
+                   if r["variant"] == variant]                     # each (K,)
+        if per_run:
+            means[variant] = finite_mean(np.array(per_run))       # (runs, K) -> (K,)
+    if not means:
+        return "none (no reference results yet)"
+    names, table = list(means), np.array(list(means.values()))    # (V, K)
+    found = []
+    for k, name in enumerate(results["classes"]):
+        column = table[:, k]                                      # (V,)
+        if np.isfinite(column).any() and np.nanmax(column) < below:
+            best = int(np.nanargmax(column))
+            found.append(f"{name} (at most {100 * column[best]:.1f}%, {names[best]})")
+    return _and_list(found) if found else "none"
 
 
 def gain_verdict(results: dict | None, base: str, variant: str, metric: str = "miou") -> str:

@@ -199,6 +199,14 @@ def per_class_values(results: dict, run: dict, metric: str = "iou") -> np.ndarra
     return np.array([math.nan if v is None else v for v in values], dtype=float)  # (K,)
 
 
+def finite_mean(values: np.ndarray) -> np.ndarray:
+    """The mean over axis 0 of the finite entries of (N, K) ``values``: (K,), NaN where a
+    column has none (``np.nanmean`` would warn there), e.g. a class absent from every run."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(0)
+    return np.where(finite.any(0), total / np.maximum(finite.sum(0), 1), np.nan)  # (K,)
+
+
 def class_gain_summary(results: dict, base: str, variant: str, metric: str = "iou") -> dict:
     """The per-class gains of ``variant`` over ``base``, paired by seed, and their summary per
     class (the per-class counterpart of ``paired_gain``).
@@ -227,9 +235,7 @@ def class_gain_summary(results: dict, base: str, variant: str, metric: str = "io
     gains = np.stack([per_class_values(results, runs[variant, s], metric)
                       - per_class_values(results, runs[base, s], metric)
                       for s in seeds])  # (S, K)
-    finite = np.isfinite(gains)
-    mean = np.where(finite.any(0), np.where(finite, gains, 0.0).sum(0)
-                    / np.maximum(finite.sum(0), 1), np.nan)  # (K,)
+    mean = finite_mean(gains)  # (K,)
     low, high = np.array([t_interval(column) for column in gains.T]).T  # (K,) each
     return {"seeds": seeds, "gains": gains, "mean": mean, "low": low, "high": high,
             "real": (low > 0) | (high < 0)}
