@@ -11,7 +11,7 @@ import torch
 from fusionlab import IGNORE_INDEX
 from fusionlab.datasets import CamVid, DataMisplacedError, DataNotFoundError, SyntheticScenes
 from fusionlab.datasets import camvid as camvid_module
-from fusionlab.datasets.base import ArraySegmentation, spread_samples
+from fusionlab.datasets.base import ArraySegmentation, class_widths, spread_samples
 from fusionlab.experiments import PROFILES, load_data
 from fusionlab.io import cache_dir
 from fusionlab.datasets.transforms import random_scale_crop_flip, resize_labels, resize_pair
@@ -392,6 +392,22 @@ def test_synthetic_scenes_deterministic_and_labelled():
     for size in ((16, 64), 64, (48.0, 64)):
         with pytest.raises(ValueError, match="size"):
             SyntheticScenes(2, size)
+
+
+def test_class_widths_are_the_runs_of_a_class_along_each_row():
+    masks = np.zeros((2, 3, 6), np.uint8)
+    masks[0, 0, 1:3] = 4          # a run of 2
+    masks[0, 1, [0, 2, 3, 4]] = 4  # runs of 1 and 3, the first at the row's start
+    masks[0, 2, 3:] = 4           # a run of 3 at the row's end
+    masks[1, 0, 5] = 4            # a run of 1 at the end; the next row starts with the class:
+    masks[1, 1, :2] = 4           # rows never join runs
+    masks[1, 2, 2] = IGNORE_INDEX
+    assert class_widths(masks, 4).tolist() == [2, 1, 3, 3, 1, 2]
+    assert class_widths(torch.from_numpy(masks).long(), 0).tolist() == [1, 3, 1, 1, 3, 5, 4, 2, 3]
+    assert class_widths(masks, 3).size == 0
+    for bad, k in ((masks[0], 4), (masks, -1)):
+        with pytest.raises(ValueError, match=r"expected masks \(N, H, W\)"):
+            class_widths(bad, k)
 
 
 @pytest.mark.skipif(real_camvid() is None, reason="FUSIONLAB_DATA has no camvid/")

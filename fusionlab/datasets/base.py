@@ -62,6 +62,30 @@ def spread_samples(dataset, n: int) -> tuple[list[int], torch.Tensor, torch.Tens
             torch.stack([s["mask"] for s in samples]))  # (n, H, W)
 
 
+def class_widths(masks: np.ndarray | torch.Tensor, class_index: int) -> np.ndarray:
+    """The widths of class ``class_index`` in label maps: the length in pixels of each
+    horizontal run of it (consecutive pixels of the class along a row of a mask), e.g. how
+    thin a pole is drawn at the size the masks have.
+
+    Args:
+        masks: integer labels (N, H, W), a numpy array or a tensor.
+
+    Returns:
+        (R,) int, one entry per run, in row-major order; empty when the class is absent.
+
+    Raises:
+        ValueError: masks that are not (N, H, W), or a negative class index.
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or class_index < 0:
+        raise ValueError(f"expected masks (N, H, W) and a class index >= 0, got shape "
+                         f"{masks.shape} and {class_index}")
+    inside = np.pad(masks == class_index, ((0, 0), (0, 0), (1, 1)))   # (N, H, W + 2)
+    steps = np.diff(inside.astype(np.int8), axis=2)                   # (N, H, W + 1)
+    # the padding closes every run in its own row: the k-th start pairs with the k-th end
+    return np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)  # (R,)
+
+
 class ArraySegmentation(Dataset):
     """Images and label maps held as arrays; returns normalised samples, optionally augmented.
 
