@@ -58,11 +58,16 @@ def results_dir() -> Path:
     return package / PACKAGED if in_checkout else Path.cwd() / "results"
 
 
+def packaged_dir() -> Path:
+    """The folder of the results files shipped with the installed package
+    (``importlib.resources``)."""
+    return Path(str(importlib.resources.files("fusionlab") / PACKAGED))
+
+
 def packaged_results(filename: str) -> Path | None:
-    """A results file shipped with the installed package (``importlib.resources``), or
-    ``None``."""
-    resource = importlib.resources.files("fusionlab") / PACKAGED / filename
-    return Path(str(resource)) if resource.is_file() else None
+    """A results file shipped with the installed package (``packaged_dir``), or ``None``."""
+    path = packaged_dir() / filename
+    return path if path.is_file() else None
 
 
 def configuration_name(profile: str, steps: int | None = None, encoder: str | None = None) -> str:
@@ -335,7 +340,7 @@ def stored_configurations(name: str) -> list[dict]:
         ValueError: a corrupt file (see ``read_results``).
     """
     files = {}
-    for folder in (results_dir(), Path(str(importlib.resources.files("fusionlab") / PACKAGED))):
+    for folder in (results_dir(), packaged_dir()):
         for path in sorted(folder.glob(f"{name}-*.json")) if folder.is_dir() else []:
             files.setdefault(path.name, path)
     stored = [read_results(path) for _, path in sorted(files.items())]
